@@ -1,0 +1,131 @@
+"""The per-node algorithm interface shared by simulation and deployment.
+
+An :class:`Algorithm` is a bundle of pure, per-node functions (no node axis).
+The simulation runner ``jax.vmap``-s them over the stacked node axis and mixes
+messages with a gossip operator; the node runner jits them without the node axis
+and exchanges the wire messages over a transport. Neither mode is visible to the
+algorithm.
+
+One round at node ``i``::
+
+    state, wire, info = step(state, batches, key)     # local phase
+    message_j = decode(wire_j)                          # for every in-neighbour j (and i)
+    mixed = sum_j W[i, j] * message_j                   # the exchange contract
+    state = combine(state, mixed)                       # combine phase
+
+``wire`` is the pytree of arrays that actually goes on the network (compressed
+where the algorithm compresses); its size in bytes is what ``bytes_sent_per_node``
+counts. ``decode`` turns a wire pytree back into the message pytree that is mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+Params = Any
+"""A pytree of trainable parameters (``nnx.Param`` leaves as a pure dict)."""
+State = Any
+"""A per-node algorithm state pytree (no node axis)."""
+Batch = Any
+"""A pytree ``(x, y)`` of one node's batches with a leading ``local_steps`` axis."""
+LossFn = Callable[[Params, Any], jax.Array]
+"""``loss_fn(params, (x, y)) -> scalar`` mean loss over one batch."""
+
+
+class MissingRule(str, enum.Enum):
+    """What a node does when a neighbour's message did not arrive by the deadline.
+
+    * ``RENORMALIZE``: mix over the messages heard, the weights of the missing
+      ones added to the node's own weight (row sums stay 1). Sound for D-SGD.
+    * ``REUSE_LAST``: use that neighbour's last received message instead.
+    * ``WAIT``: block until it arrives (no round can be skipped).
+    """
+
+    RENORMALIZE = "renormalize"
+    REUSE_LAST = "reuse_last"
+    WAIT = "wait"
+
+
+Stochasticity = Literal["row", "column", "doubly"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MixingRequirements:
+    """What an algorithm needs from its mixing matrices ``W``.
+
+    Attributes:
+      stochastic: which sums of ``W`` must be one: ``"row"`` (each node's
+        weights over its in-neighbours), ``"column"`` (push-sum) or ``"doubly"``.
+      symmetric: whether ``W`` must equal ``W.T``.
+      time_varying: whether a schedule whose ``W`` changes between rounds is allowed.
+      exact_average: whether ``W`` must be ``J = 11ᵀ/n`` (FedAvg's exact average).
+    """
+
+    stochastic: Stochasticity = "row"
+    symmetric: bool = False
+    time_varying: bool = True
+    exact_average: bool = False
+
+    def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
+        """Raises ``ValueError`` naming what ``W`` misses for ``algorithm``."""
+        W = np.asarray(W, dtype=np.float64)
+        problems = []
+        if time_varying and not self.time_varying:
+            problems.append("a static mixing matrix (the topology is time-varying)")
+        rows, cols = W.sum(axis=1), W.sum(axis=0)
+        if self.stochastic in ("row", "doubly") and not np.allclose(rows, 1.0, atol=atol):
+            bad = int(np.argmax(np.abs(rows - 1.0)))
+            problems.append(f"row sums of 1 (row {bad} sums to {rows[bad]:.6g})")
+        if self.stochastic in ("column", "doubly") and not np.allclose(cols, 1.0, atol=atol):
+            bad = int(np.argmax(np.abs(cols - 1.0)))
+            problems.append(f"column sums of 1 (column {bad} sums to {cols[bad]:.6g})")
+        if self.symmetric and not np.allclose(W, W.T, atol=atol):
+            problems.append("a symmetric W")
+        if self.exact_average and not np.allclose(W, 1.0 / W.shape[0], atol=atol):
+            problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
+        if problems:
+            raise ValueError(
+                f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
+                "Choose a mixing rule/topology that provides it."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """A decentralized algorithm as pure per-node phases.
+
+    Attributes:
+      name: registry name (``algorithm.name`` in the config).
+      init: ``init(params, key) -> state``; ``key`` is already specific to the
+        node (``fold_in(key, node_id)``).
+      step: ``step(state, batches, key) -> (state, wire, info)``: the local
+        phase on ``batches`` with a leading ``local_steps`` axis; ``info`` is a
+        dict of scalar diagnostics, at least ``"loss"`` (mean local-step loss).
+      decode: ``decode(wire) -> message``: what a receiver mixes.
+      combine: ``combine(state, mixed) -> state`` with ``mixed = Σ_j W_ij message_j``.
+      params: ``params(state) -> params`` to evaluate (push-sum de-biases here).
+      requirements: what ``W`` must satisfy.
+      missing_rule: how a missing neighbour message is treated in deployment.
+      exchanges: ``False`` for algorithms that never communicate (W is ignored).
+    """
+
+    name: str
+    init: Callable[[Params, jax.Array], State]
+    step: Callable[[State, Batch, jax.Array], tuple[State, Any, dict[str, jax.Array]]]
+    decode: Callable[[Any], Any]
+    combine: Callable[[State, Any], State]
+    params: Callable[[State], Params]
+    requirements: MixingRequirements = MixingRequirements()
+    missing_rule: MissingRule = MissingRule.RENORMALIZE
+    exchanges: bool = True
+
+
+def identity_decode(wire: Any) -> Any:
+    """The decoder for algorithms that send their messages uncompressed."""
+    return wire

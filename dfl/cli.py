@@ -1,0 +1,41 @@
+"""Shared plumbing of the Hydra entry points (``train``, ``node``, ``launch``, ``inspect``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from dfl.config.schema import Config
+
+T = TypeVar("T")
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """The composed Hydra config as the plain :class:`Config` dataclass."""
+    config = OmegaConf.to_object(cfg)
+    assert isinstance(config, Config), type(config)
+    return config
+
+
+def instantiate_optimizer(cfg: DictConfig) -> Any:
+    """The optax optimizer of ``cfg.optimizer`` (``_target_``, schedules nested)."""
+    from hydra.utils import instantiate
+
+    if cfg.optimizer is None or "_target_" not in cfg.optimizer:
+        raise ValueError(
+            "optimizer must name an optax optimizer with _target_, e.g. "
+            f"optimizer=sgd or optimizer._target_=optax.adam; found {cfg.optimizer}"
+        )
+    return instantiate(cfg.optimizer)
+
+
+def user_errors(fn: Callable[[], T]) -> T:
+    """Runs ``fn``; a config mistake (``ValueError``) exits with its message, not a traceback."""
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dfl: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,64 @@
+"""Terminal progress bar and end-of-run summary table (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def round_progress(*, enabled: bool = True, console: Console | None = None) -> Progress:
+    """A progress bar showing the round, the last train loss and mean test accuracy.
+
+    Use it as a context manager; the task's fields ``loss`` and ``acc`` are
+    updated by the runner.
+    """
+    return Progress(
+        TextColumn("[bold]round"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("acc {task.fields[acc]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+
+
+SUMMARY_COLUMNS = (
+    ("round", "round", "{:d}"),
+    ("wall_time", "time s", "{:.1f}"),
+    ("train_loss", "train loss", "{:.4f}"),
+    ("test_accuracy_mean", "acc mean", "{:.4f}"),
+    ("test_accuracy_min", "acc min", "{:.4f}"),
+    ("test_accuracy_max", "acc max", "{:.4f}"),
+    ("test_accuracy_avg_model", "acc avg model", "{:.4f}"),
+    ("consensus_distance", "consensus", "{:.3g}"),
+    ("bytes_sent_per_node", "MB sent/node", "{:.3f}"),
+)
+
+
+def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") -> Table:
+    """A table of the evaluated rounds (at most 10 rows: evenly spaced, last included)."""
+    table = Table(title=title)
+    for _, header, _ in SUMMARY_COLUMNS:
+        table.add_column(header, justify="right")
+    if not records:
+        return table
+    step = max(1, -(-len(records) // 10))
+    picked = list(records[::step])
+    if picked[-1] is not records[-1]:
+        picked.append(records[-1])
+    for r in picked:
+        cells = []
+        for key, _, fmt in SUMMARY_COLUMNS:
+            value = r.get(key)
+            if key == "bytes_sent_per_node" and value is not None:
+                value = value / 1e6
+            cells.append("-" if value is None else fmt.format(value))
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,88 @@
+"""Metrics records: ``metrics.jsonl`` (one JSON object per line) and ``metrics.csv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REQUIRED_KEYS = (
+    "round",
+    "wall_time",
+    "train_loss",
+    "test_accuracy_mean",
+    "test_accuracy_min",
+    "test_accuracy_max",
+    "test_accuracy_avg_model",
+    "consensus_distance",
+    "bytes_sent_per_node",
+)
+"""Keys every record of every runner has (simulation and deployment alike)."""
+
+
+def to_builtin(value: Any) -> Any:
+    """Converts numpy/jax scalars and arrays into JSON-serialisable Python values."""
+    if isinstance(value, dict):
+        return {k: to_builtin(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_builtin(v) for v in value]
+    if hasattr(value, "tolist"):
+        return to_builtin(np.asarray(value).tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsWriter:
+    """Appends records to ``metrics.jsonl`` and ``metrics.csv`` in ``workdir``.
+
+    The CSV's columns are the first record's keys; list values (per-node
+    metrics) are written as JSON strings in their cell. Both files are flushed
+    after every record, so a killed run keeps what it measured.
+    """
+
+    def __init__(self, workdir: str | Path, *, append: bool = False):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        mode = "a" if append else "w"
+        self._jsonl = open(self.workdir / "metrics.jsonl", mode)  # noqa: SIM115
+        csv_path = self.workdir / "metrics.csv"
+        self._columns: list[str] | None = None
+        if append and csv_path.exists() and csv_path.stat().st_size:
+            with open(csv_path) as f:
+                self._columns = next(csv.reader(f))
+        self._csv = open(csv_path, mode, newline="")  # noqa: SIM115
+        self._csv_writer = csv.writer(self._csv)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Writes one record (converted to builtins) to both files."""
+        record = to_builtin(record)
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if self._columns is None:
+            self._columns = list(record)
+            self._csv_writer.writerow(self._columns)
+        row = [record.get(k, "") for k in self._columns]
+        self._csv_writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
+        self._csv.flush()
+
+    def close(self) -> None:
+        """Closes both files."""
+        self._jsonl.close()
+        self._csv.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Reads a ``metrics.jsonl`` file back as a list of records."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,131 @@
+"""Build everything a run needs from a :class:`~dfl.config.schema.Config`.
+
+The simulation runner and the node runner both start here, so a node process
+rebuilds exactly the data partition, model, topology and algorithm that the
+simulation uses for the same config and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dfl import data as dfl_data
+from dfl.algorithms import Algorithm, build_algorithm
+from dfl.config.schema import Config
+from dfl.models import FunctionalModel, build_model
+from dfl.topology import build_schedule, check_requirements
+
+INIT_STREAM, BATCH_STREAM, ALGORITHM_STREAM, STATE_STREAM = 0, 1, 2, 3
+"""``fold_in(key(seed), stream)``: independent key streams of a run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """The pure objects of one run (no I/O, no Hydra).
+
+    Attributes:
+      config: the run's config.
+      model: the functional model shared by every node.
+      algorithm: the per-node algorithm.
+      federated: the per-node data and the held-out test set.
+      schedule: the mixing schedule (``weights(round)``).
+    """
+
+    config: Config
+    model: FunctionalModel
+    algorithm: Algorithm
+    federated: Any
+    schedule: Any
+
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return self.schedule.n
+
+    def stream(self, stream: int, round_: int | None = None) -> jax.Array:
+        """The key of ``stream``, folded with the round where one is given."""
+        key = jax.random.fold_in(jax.random.key(self.config.seed), stream)
+        return key if round_ is None else jax.random.fold_in(key, round_)
+
+
+def validate_config(cfg: Config) -> None:
+    """Raises ``ValueError`` naming every out-of-range scalar of ``cfg``."""
+    checks = [
+        ("rounds", cfg.rounds, cfg.rounds >= 1, "≥ 1"),
+        ("eval_every", cfg.eval_every, cfg.eval_every >= 1, "≥ 1"),
+        ("topology.n", cfg.topology.n, cfg.topology.n >= 1, "≥ 1"),
+        ("algorithm.local_steps", cfg.algorithm.local_steps, cfg.algorithm.local_steps >= 1, "≥ 1"),
+        ("data.batch_size", cfg.data.batch_size, cfg.data.batch_size >= 1, "≥ 1"),
+        ("model.init", cfg.model.init, cfg.model.init in ("same", "independent"),
+         "'same' or 'independent'"),
+    ]
+    bad = [f"{name}={value!r} (expected {want})" for name, value, ok, want in checks if not ok]
+    if bad:
+        raise ValueError("invalid config: " + "; ".join(bad))
+
+
+def model_options(cfg: Config) -> dict[str, Any]:
+    """Constructor keywords of the configured model."""
+    name = cfg.model.name
+    if name == "mlp":
+        return {"hidden": tuple(cfg.model.hidden)}
+    if name == "cnn":
+        hidden = cfg.model.hidden[0] if cfg.model.hidden else 64
+        return {"channels": tuple(cfg.model.channels), "hidden": hidden}
+    return {}
+
+
+def algorithm_options(cfg: Config) -> dict[str, Any]:
+    """Builder keywords of the configured algorithm (all but name and local_steps)."""
+    options = dataclasses.asdict(cfg.algorithm)
+    del options["name"], options["local_steps"]
+    if cfg.algorithm.name not in ("dsgd",):
+        options.pop("order", None)
+    return options
+
+
+def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Experiment:
+    """Builds the model, algorithm, per-node data and mixing schedule of ``cfg``.
+
+    Raises:
+      ValueError: for a bad config value, or a W that misses the algorithm's
+        requirements.
+    """
+    validate_config(cfg)
+    federated = dfl_data.from_config(cfg.data, num_nodes=cfg.topology.n, seed=cfg.seed)
+    model = build_model(
+        cfg.model.name,
+        input_shape=tuple(federated.feature_shape),
+        num_classes=federated.num_classes,
+        **model_options(cfg),
+    )
+    algorithm = build_algorithm(
+        cfg.algorithm.name, model.loss, optimizer, **algorithm_options(cfg)
+    )
+    schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+    check_requirements(schedule, algorithm.requirements, algorithm.name)
+    return Experiment(cfg, model, algorithm, federated, schedule)
+
+
+def init_node_params(exp: Experiment, node: int | jax.Array) -> Any:
+    """Initial parameters of ``node``: shared or per node, as ``model.init`` says."""
+    key = exp.stream(INIT_STREAM)
+    if exp.config.model.init == "independent":
+        key = jax.random.fold_in(key, node)
+    return exp.model.init(key)
+
+
+def init_node_state(exp: Experiment, node: int | jax.Array) -> Any:
+    """The algorithm state of ``node`` (no node axis): what a node process starts from."""
+    key = jax.random.fold_in(exp.stream(STATE_STREAM), node)
+    return exp.algorithm.init(init_node_params(exp, node), key)
+
+
+def init_state(exp: Experiment) -> Any:
+    """The stacked state of all nodes, equal per node to :func:`init_node_state`."""
+    return jax.jit(jax.vmap(lambda i: init_node_state(exp, i)))(jnp.arange(exp.n))

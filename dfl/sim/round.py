@@ -1,0 +1,62 @@
+"""One simulated round over all nodes: vmapped local phase, gossip, combine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from dfl.algorithms.base import Algorithm
+
+
+class Mixer(Protocol):
+    """Applies ``W`` over the leading node axis of every leaf (see :mod:`dfl.gossip`)."""
+
+    def apply(self, tree: Any, data: Any) -> Any: ...
+
+
+def node_keys(key: jax.Array, n: int) -> jax.Array:
+    """``fold_in(key, i)`` for ``i < n``: the per-node keys both modes use."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n))
+
+
+def make_round(
+    algorithm: Algorithm, mixer: Mixer | None
+) -> Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
+    """Builds ``round(state, batches, w_data, key) -> (state, info)`` for all nodes.
+
+    Args:
+      algorithm: the per-node algorithm.
+      mixer: the gossip operator, or ``None`` to skip the exchange (every node
+        combines its own message: W = I, the benchmarks' floor).
+
+    Returns:
+      A pure function over the stacked state (leading node axis). Node ``i``
+      uses the key ``fold_in(key, i)``; ``info`` holds per-node diagnostics
+      (``info["loss"]`` has shape ``[N]``).
+    """
+
+    def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array):
+        n = jax.tree.leaves(state)[0].shape[0]
+        state, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
+        messages = jax.vmap(algorithm.decode)(wire)
+        if mixer is not None and algorithm.exchanges:
+            messages = mixer.apply(messages, w_data)
+        return jax.vmap(algorithm.combine)(state, messages), info
+
+    return round_fn
+
+
+def wire_bytes(algorithm: Algorithm, state: Any, batches: Any) -> int:
+    """Bytes of one node's wire message, from its shapes and dtypes (no compute).
+
+    Args:
+      algorithm: the per-node algorithm.
+      state: one node's state (no node axis), or its abstract shapes.
+      batches: one node's batches, or their abstract shapes.
+    """
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype)
+    _, wire, _ = jax.eval_shape(algorithm.step, state, batches, key)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(wire))
