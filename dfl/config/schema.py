@@ -10,23 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from dfl.config.algorithm_schema import AlgorithmConfig
+from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
+from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
+from dfl.config.privacy_schema import PrivacyConfig
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
-
-
-@dataclasses.dataclass
-class AlgorithmConfig:
-    """Which algorithm runs at every node (``conf/algorithm/*.yaml``).
-
-    Attributes:
-      name: registered name (``dsgd``, ``fedavg``, ...).
-      local_steps: optimizer steps (batches) per node per round, ≥ 1.
-      order: D-SGD family only: ``atc`` (adapt then combine) or ``cta``.
-    """
-
-    name: str = "dsgd"
-    local_steps: int = 1
-    order: str = "atc"
 
 
 @dataclasses.dataclass
@@ -75,7 +64,12 @@ class Config:
       topology, mixing, algorithm, model, data: the config groups.
       optimizer: any optax optimizer via ``_target_`` (e.g. ``optax.sgd``),
         whose ``learning_rate`` may itself be an optax schedule via ``_target_``.
+      compression: the compressor of the messages (algorithms that compress).
+      privacy: DP-SGD at every node and its accounting.
       sim: simulation-runner switches.
+      node, transport: the deployed node and how nodes exchange messages.
+      checkpoint: periodic orbax checkpoints (simulation and nodes).
+      resume: a checkpoint directory to continue a run from (``+resume=PATH``).
     """
 
     seed: int = 0
@@ -87,4 +81,10 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimizer: Any = None
+    compression: CompressionConfig = dataclasses.field(default_factory=CompressionConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+    node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
+    transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    resume: str | None = None

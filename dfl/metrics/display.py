@@ -32,19 +32,19 @@ def round_progress(*, enabled: bool = True, console: Console | None = None) -> P
 SUMMARY_COLUMNS = (
     ("round", "round", "{:d}"),
     ("wall_time", "time s", "{:.1f}"),
-    ("train_loss", "train loss", "{:.4f}"),
-    ("test_accuracy_mean", "acc mean", "{:.4f}"),
-    ("test_accuracy_min", "acc min", "{:.4f}"),
-    ("test_accuracy_max", "acc max", "{:.4f}"),
-    ("test_accuracy_avg_model", "acc avg model", "{:.4f}"),
+    ("train_loss", "loss", "{:.4f}"),
+    ("test_accuracy_mean", "acc", "{:.4f}"),
+    ("test_accuracy_min", "min", "{:.4f}"),
+    ("test_accuracy_max", "max", "{:.4f}"),
+    ("test_accuracy_avg_model", "avg model", "{:.4f}"),
     ("consensus_distance", "consensus", "{:.3g}"),
-    ("bytes_sent_per_node", "MB sent/node", "{:.3f}"),
+    ("bytes_sent_per_node", "MB/node", "{:.2f}"),
 )
 
 
 def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") -> Table:
     """A table of the evaluated rounds (at most 10 rows: evenly spaced, last included)."""
-    table = Table(title=title)
+    table = Table(title=title, caption="acc: mean/min/max test accuracy over nodes")
     for _, header, _ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
     if not records:

@@ -11,6 +11,7 @@ from dfl.models.mlp import MLP
 
 MODELS = {"logreg": LogisticRegression, "mlp": MLP, "cnn": CNN}
 
+
 def build_model(
     name: str,
     *,
@@ -37,6 +38,7 @@ def build_model(
         return cls(tuple(input_shape), num_classes, rngs=rngs, **options)
 
     return functionalize(make)
+
 
 __all__ = [
     "CNN",

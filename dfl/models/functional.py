@@ -56,7 +56,7 @@ def functionalize(make: Callable[[nnx.Rngs], nnx.Module]) -> FunctionalModel:
         )
 
     def init(key: jax.Array) -> Params:
-        return nnx.state(make(nnx.Rngs(params=key)), nnx.Param).to_pure_dict()
+        return nnx.to_pure_dict(nnx.state(make(nnx.Rngs(params=key)), nnx.Param))
 
     def apply(params: Params, x: jax.Array) -> jax.Array:
         return nnx.merge(graphdef, params, rest)(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -29,7 +30,7 @@ class MLP(nnx.Module):
     ):
         widths = [math.prod(input_shape), *hidden, num_classes]
         self.num_layers = len(widths) - 1
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
             setattr(self, f"dense{i}", nnx.Linear(a, b, rngs=rngs))
 
     def __call__(self, x: jax.Array) -> jax.Array:

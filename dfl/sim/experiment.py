@@ -8,6 +8,7 @@ simulation uses for the same config and seed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import jax
@@ -15,7 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from dfl import data as dfl_data
-from dfl.algorithms import Algorithm, build_algorithm
+from dfl.algorithms import ALGORITHMS, Algorithm, build_algorithm
+from dfl.compression import build_compressor
 from dfl.config.schema import Config
 from dfl.models import FunctionalModel, build_model
 from dfl.topology import build_schedule, check_requirements
@@ -61,8 +63,12 @@ def validate_config(cfg: Config) -> None:
         ("topology.n", cfg.topology.n, cfg.topology.n >= 1, "≥ 1"),
         ("algorithm.local_steps", cfg.algorithm.local_steps, cfg.algorithm.local_steps >= 1, "≥ 1"),
         ("data.batch_size", cfg.data.batch_size, cfg.data.batch_size >= 1, "≥ 1"),
-        ("model.init", cfg.model.init, cfg.model.init in ("same", "independent"),
-         "'same' or 'independent'"),
+        (
+            "model.init",
+            cfg.model.init,
+            cfg.model.init in ("same", "independent"),
+            "'same' or 'independent'",
+        ),
     ]
     bad = [f"{name}={value!r} (expected {want})" for name, value, ok, want in checks if not ok]
     if bad:
@@ -81,11 +87,33 @@ def model_options(cfg: Config) -> dict[str, Any]:
 
 
 def algorithm_options(cfg: Config) -> dict[str, Any]:
-    """Builder keywords of the configured algorithm (all but name and local_steps)."""
-    options = dataclasses.asdict(cfg.algorithm)
-    del options["name"], options["local_steps"]
-    if cfg.algorithm.name not in ("dsgd",):
-        options.pop("order", None)
+    """Builder keywords of the configured algorithm.
+
+    ``AlgorithmConfig`` holds the options of every algorithm; each builder gets
+    the ones its signature names (the others are ignored by it, as documented
+    in the schema). A non-identity compressor is passed as ``compressor=``;
+    an algorithm that cannot compress then refuses it.
+    """
+    builder = ALGORITHMS.get(cfg.algorithm.name)
+    if builder is None:
+        raise ValueError(
+            f"unknown algorithm {cfg.algorithm.name!r}; expected one of {sorted(ALGORITHMS)}"
+        )
+    accepted = inspect.signature(builder).parameters
+    options = {
+        k: v
+        for k, v in dataclasses.asdict(cfg.algorithm).items()
+        if k in accepted and k not in ("loss_fn", "optimizer")
+    }
+    if cfg.compression.name != "identity":
+        if "compressor" not in accepted:
+            raise ValueError(
+                f"algorithm {cfg.algorithm.name!r} does not compress its messages; "
+                f"compression={cfg.compression.name!r} needs one that does "
+                "(e.g. choco, or dsgd_ef), or compression=identity"
+            )
+        compression = dataclasses.asdict(cfg.compression)
+        options["compressor"] = build_compressor(compression.pop("name"), **compression)
     return options
 
 
@@ -104,9 +132,7 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
         num_classes=federated.num_classes,
         **model_options(cfg),
     )
-    algorithm = build_algorithm(
-        cfg.algorithm.name, model.loss, optimizer, **algorithm_options(cfg)
-    )
+    algorithm = build_algorithm(cfg.algorithm.name, model.loss, optimizer, **algorithm_options(cfg))
     schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
     check_requirements(schedule, algorithm.requirements, algorithm.name)
     return Experiment(cfg, model, algorithm, federated, schedule)

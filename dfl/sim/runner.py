@@ -116,9 +116,7 @@ def simulate(
 
     one_node = jax.tree.map(lambda x: x[0], state)
     batches0 = sample(exp.stream(BATCH_STREAM, 0), fed.train)
-    message_bytes = wire_bytes(
-        exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0)
-    )
+    message_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
 
     writer = MetricsWriter(workdir) if workdir is not None else None
     if workdir is not None:
@@ -158,7 +156,8 @@ def simulate(
                 if writer is not None:
                     writer.write(record)
                 bar.update(
-                    task, loss=f"{record['train_loss']:.4f}",
+                    task,
+                    loss=f"{record['train_loss']:.4f}",
                     acc=f"{record['test_accuracy_mean']:.4f}",
                 )
             bar.advance(task)

@@ -1,0 +1,1 @@
+"""The simulation runner: every node in one process, one ``jax.jit`` per round."""

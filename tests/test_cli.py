@@ -1,0 +1,59 @@
+"""``python -m dfl.train`` behaves as Hydra users expect (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+TINY = ["data=digits", "model=logreg", "topology.n=4", "rounds=2", "eval_every=1"]
+
+
+def dfl_train(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dfl.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_lists_groups(tmp_path):
+    out = dfl_train("--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for group in ("topology", "mixing", "algorithm", "model", "data", "optimizer"):
+        assert group in out.stdout
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    out = dfl_train("+experiment=ring_dsgd_digits", "--cfg", "job", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "rounds: 200" in out.stdout and "name: ring" in out.stdout
+
+
+def test_sweep_writes_one_run_per_combination(tmp_path):
+    out = dfl_train(
+        "-m",
+        *TINY,
+        "topology=ring,complete",
+        "mixing=uniform",
+        "seed=0,1",
+        "hydra.sweep.dir=sweep",
+        "sim.progress=false",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    runs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/metrics.jsonl"))
+    assert len(runs) == 4
+    for run in runs:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["round"] for line in lines] == [1, 2]
+        assert (run / "config_resolved.yaml").exists()
+
+
+def test_config_mistake_is_a_message_not_a_traceback(tmp_path):
+    out = dfl_train(*TINY, "algorithm=fedavg", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "dfl: error:" in out.stderr and "fedavg" in out.stderr
+    assert "Traceback" not in out.stderr
