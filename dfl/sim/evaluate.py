@@ -55,3 +55,31 @@ def make_evaluate(algorithm: Algorithm, model: FunctionalModel, *, chunk: int = 
         }
 
     return evaluate
+
+
+def make_local_evaluate(algorithm: Algorithm, model: FunctionalModel):
+    """Builds ``evaluate_local(state, local_test: NodeData) -> dict``.
+
+    Node ``i``'s model is scored on its own held-out rows ``local_test.x[i]``
+    (only the first ``counts[i]`` rows are real); nodes without local test
+    examples are left out of the mean/min/max.
+
+    Returns keys ``local_test_accuracy_mean``, ``_min`` and ``_max``.
+    """
+
+    def node_accuracy(params, x, y, count):
+        hits = jnp.argmax(model.apply(params, x), -1) == y
+        real = jnp.arange(y.shape[0]) < count
+        return jnp.sum(hits & real) / jnp.maximum(count, 1)
+
+    def evaluate_local(state, local_test):
+        params = jax.vmap(algorithm.params)(state)
+        acc = jax.vmap(node_accuracy)(params, local_test.x, local_test.y, local_test.counts)
+        has = local_test.counts > 0
+        return {
+            "local_test_accuracy_mean": jnp.sum(jnp.where(has, acc, 0)) / jnp.sum(has),
+            "local_test_accuracy_min": jnp.min(jnp.where(has, acc, jnp.inf)),
+            "local_test_accuracy_max": jnp.max(jnp.where(has, acc, -jnp.inf)),
+        }
+
+    return evaluate_local

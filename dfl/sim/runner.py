@@ -18,7 +18,7 @@ from dfl.config.schema import Config
 from dfl.gossip import DenseMixer, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
 from dfl.metrics.display import round_progress, summary_table
-from dfl.sim.evaluate import make_evaluate
+from dfl.sim.evaluate import make_evaluate, make_local_evaluate
 from dfl.sim.experiment import (
     ALGORITHM_STREAM,
     BATCH_STREAM,
@@ -100,6 +100,7 @@ def simulate(
     )
     round_fn = jax.jit(make_round(exp.algorithm, mixer), donate_argnums=(0,))
     evaluate = jax.jit(make_evaluate(exp.algorithm, exp.model))
+    evaluate_local = jax.jit(make_local_evaluate(exp.algorithm, exp.model))
 
     state = init_state(exp)
     exchanges = mixer is not None and exp.algorithm.exchanges
@@ -144,6 +145,8 @@ def simulate(
             bytes_sent += message_bytes * out_degree
             if is_eval_round(t + 1, cfg):
                 metrics = evaluate(state, fed.test_x, fed.test_y)
+                if fed.local_test is not None:
+                    metrics.update(evaluate_local(state, fed.local_test))
                 record = {
                     "round": t + 1,
                     "wall_time": time.perf_counter() - start,

@@ -74,3 +74,12 @@ def test_stacked_init_equals_per_node_init():
 def test_config_errors_name_the_bad_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         run(overrides)
+
+
+def test_local_test_split_is_reported():
+    result = run(["data.local_test_fraction=0.2"])
+    record = result.records[-1]
+    for key in ("local_test_accuracy_mean", "local_test_accuracy_min", "local_test_accuracy_max"):
+        assert 0.0 <= record[key] <= 1.0
+    assert record["local_test_accuracy_min"] <= record["local_test_accuracy_mean"]
+    assert "local_test_accuracy_mean" not in run([]).records[-1]
