@@ -23,6 +23,10 @@ register()
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Runs the simulation; returns the final mean test accuracy (for sweepers)."""
+    if cfg.sim.distributed:
+        import jax
+
+        jax.distributed.initialize()
     from dfl.sim.runner import print_summary, simulate
 
     workdir = Path(HydraConfig.get().runtime.output_dir)

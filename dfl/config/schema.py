@@ -45,10 +45,19 @@ class SimConfig:
         the tensordot; ``identity`` skips the exchange (W = I: the floor that
         benchmarks compare against; not a decentralized run).
       progress: show a progress bar.
+      shard_nodes: split the node axis over all JAX devices (several GPUs, or
+        several hosts with ``distributed``); ``topology.n`` must be divisible
+        by the number of devices.
+      distributed: call ``jax.distributed.initialize()`` before anything else
+        (multi-host runs; the coordinator comes from the environment, e.g.
+        ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``,
+        or a cluster manager JAX detects).
     """
 
     gossip: str = "auto"
     progress: bool = True
+    shard_nodes: bool = False
+    distributed: bool = False
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ from dfl.sim.experiment import (
     init_state,
 )
 from dfl.sim.round import make_round, wire_bytes
+from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 
 
 @dataclasses.dataclass
@@ -98,17 +99,24 @@ def simulate(
             local_steps=cfg.algorithm.local_steps,
         )
     )
-    round_fn = jax.jit(make_round(exp.algorithm, mixer), donate_argnums=(0,))
+    mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
+    # Sharded: pin every output (all have a leading node axis) to the node layout.
+    out_shardings = {} if mesh is None else {"out_shardings": node_sharding(mesh)}
+    round_fn = jax.jit(make_round(exp.algorithm, mixer), donate_argnums=(0,), **out_shardings)
     evaluate = jax.jit(make_evaluate(exp.algorithm, exp.model))
     evaluate_local = jax.jit(make_local_evaluate(exp.algorithm, exp.model))
 
     state = init_state(exp)
+    train, test, local_test = fed.train, (fed.test_x, fed.test_y), fed.local_test
+    if mesh is not None:
+        state, train, local_test = shard_nodes((state, train, local_test), mesh)
+        test = replicate(test, mesh)
     exchanges = mixer is not None and exp.algorithm.exchanges
 
     @functools.lru_cache(maxsize=1)
     def gossip_at(slot: int) -> tuple[Any, float]:
         """The mixer's data and the mean out-degree of round ``slot``."""
-        if not exchanges:
+        if mixer is None or not exchanges:
             return None, 0.0
         return mixer.data(slot), mean_out_degree(exp.schedule.weights(slot))
 
@@ -116,7 +124,7 @@ def simulate(
         return gossip_at(round_ if exp.schedule.time_varying else 0)
 
     one_node = jax.tree.map(lambda x: x[0], state)
-    batches0 = sample(exp.stream(BATCH_STREAM, 0), fed.train)
+    batches0 = sample(exp.stream(BATCH_STREAM, 0), train)
     message_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
 
     writer = MetricsWriter(workdir) if workdir is not None else None
@@ -139,14 +147,14 @@ def simulate(
     with round_progress(enabled=show) as bar:
         task = bar.add_task("train", total=cfg.rounds, loss="-", acc="-")
         for t in range(cfg.rounds):
-            batches = batches0 if t == 0 else sample(exp.stream(BATCH_STREAM, t), fed.train)
+            batches = batches0 if t == 0 else sample(exp.stream(BATCH_STREAM, t), train)
             w, out_degree = gossip(t)
             state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
             bytes_sent += message_bytes * out_degree
             if is_eval_round(t + 1, cfg):
-                metrics = evaluate(state, fed.test_x, fed.test_y)
-                if fed.local_test is not None:
-                    metrics.update(evaluate_local(state, fed.local_test))
+                metrics = evaluate(state, *test)
+                if local_test is not None:
+                    metrics.update(evaluate_local(state, local_test))
                 record = {
                     "round": t + 1,
                     "wall_time": time.perf_counter() - start,
