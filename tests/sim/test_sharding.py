@@ -67,5 +67,5 @@ def test_four_devices_match_one(topology, repo_root):
 
 
 def test_uneven_split_is_refused():
-    with pytest.raises(ValueError, match="topology.n=5"):
+    with pytest.raises(ValueError, match=r"topology\.n=5"):
         node_mesh(5, [jax.devices()[0]] * 2)
