@@ -1,0 +1,58 @@
+"""The dense mixer: ``out = W @ x`` over the node axis with one tensordot per leaf."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dfl.gossip.leaves import compute_dtype, to_device, weight_dtype
+from dfl.topology.schedule import MixingSchedule
+
+
+class DenseMixer:
+    """Mixes with the full ``[N, N]`` matrix: always correct, cost ``N² · P``.
+
+    ``apply(tree, data)[i] = Σ_j W_ij tree[j]`` for every leaf, computed in at least
+    float32 (``Precision.HIGHEST``) and cast back to the leaf's dtype.
+
+    Args:
+      schedule: the mixing schedule.
+
+    Examples:
+      >>> mixer = DenseMixer(schedule)
+      >>> mixed = jax.jit(mixer.apply)(tree, mixer.data(round))
+    """
+
+    form = "dense"
+
+    def __init__(self, schedule: MixingSchedule):
+        self.schedule = schedule
+        self.n = schedule.n
+        self._cache: dict[int, dict[str, jax.Array]] = {}
+
+    def data(self, round: int) -> dict[str, jax.Array]:
+        """The round's weights as data: ``{"W": [N, N]}``."""
+        key = int(round) % self.schedule.period if self.schedule.period else None
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        data = {"W": to_device(self.schedule.weights(round), weight_dtype())}
+        if key is not None:
+            self._cache[key] = data
+        return data
+
+    def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
+        """``Σ_j W_ij tree_j`` for every node ``i`` and every leaf (pure, jittable)."""
+        W = data["W"]
+
+        def mix(x: jax.Array) -> jax.Array:
+            y = jnp.tensordot(
+                W.astype(compute_dtype(x)),
+                x.astype(compute_dtype(x)),
+                axes=(1, 0),
+                precision=jax.lax.Precision.HIGHEST,
+            )
+            return y.astype(x.dtype)
+
+        return jax.tree.map(mix, tree)

@@ -1,0 +1,91 @@
+"""The one-peer mixer: ``out_i = a_i x_i + b_i x_{p(i)}`` (one-peer graphs, matchings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfl.gossip.leaves import compute_dtype, per_node, to_device, weight_dtype
+from dfl.gossip.structure import ATOL, off_diagonal_in_degree
+from dfl.topology.schedule import MixingSchedule
+
+
+def one_peer_data(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(self_weight [n], peer_weight [n], peer [n])`` of a ``W`` with <= 1 peer per row.
+
+    Rows without a peer get ``peer = i`` and ``peer_weight = 0``.
+
+    Raises:
+      ValueError: if some row has two or more off-diagonal non-zeros.
+    """
+    n = W.shape[0]
+    degree = off_diagonal_in_degree(W)
+    if degree.max(initial=0) > 1:
+        i = int(np.argmax(degree))
+        raise ValueError(
+            f"one-peer mixer: node {i} hears {int(degree[i])} peers in one round (expected <= 1)"
+        )
+    off = np.abs(W) > ATOL
+    np.fill_diagonal(off, False)
+    idx = np.arange(n)
+    peer = np.where(degree == 1, np.argmax(off, axis=1), idx).astype(np.int32)
+    peer_weight = np.where(degree == 1, W[idx, peer], 0.0)
+    return np.diag(W).copy(), peer_weight, peer
+
+
+class PermutationMixer:
+    """Mixes rounds where every node hears at most one peer with a single gather.
+
+    ``out_i = a_i x_i + b_i x_{p(i)}``: for one-peer exponential rounds ``p`` is a
+    cyclic shift, for a matching an involution. Cost ``N · P``. The data
+    ``{"self": [N], "peer_weight": [N], "peer": int32 [N]}`` changes every round
+    without recompiling.
+
+    Args:
+      schedule: a schedule whose rounds have in-degree <= 1 (random schedules must
+        promise it with ``GraphSchedule.one_peer``).
+    """
+
+    form = "permutation"
+
+    def __init__(self, schedule: MixingSchedule):
+        if schedule.period is None and not schedule.graphs.one_peer:
+            raise ValueError(
+                f"permutation mixer: random schedule {schedule.name!r} does not promise one "
+                "peer per round (GraphSchedule.one_peer)"
+            )
+        self.schedule = schedule
+        self.n = schedule.n
+        self._cache: dict[int, dict[str, jax.Array]] = {}
+        if schedule.period is not None:
+            for t in range(schedule.period):
+                self._cache[t] = self._make(t)
+
+    def _make(self, round: int) -> dict[str, jax.Array]:
+        a, b, p = one_peer_data(self.schedule.weights(round))
+        dtype = weight_dtype()
+        return {
+            "self": to_device(a, dtype),
+            "peer_weight": to_device(b, dtype),
+            "peer": jnp.asarray(p),
+        }
+
+    def data(self, round: int) -> dict[str, jax.Array]:
+        """The round's self weights, peer weights and peer indices."""
+        if self.schedule.period is not None:
+            return self._cache[int(round) % self.schedule.period]
+        return self._make(int(round))
+
+    def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
+        """``a_i x_i + b_i x_{p(i)}`` for every leaf (pure, jittable)."""
+
+        def mix(x: jax.Array) -> jax.Array:
+            xc = x.astype(compute_dtype(x))
+            a = per_node(data["self"].astype(xc.dtype), xc)
+            b = per_node(data["peer_weight"].astype(xc.dtype), xc)
+            return (a * xc + b * jnp.take(xc, data["peer"], axis=0)).astype(x.dtype)
+
+        return jax.tree.map(mix, tree)

@@ -1,0 +1,173 @@
+"""Mixing rules: a :class:`Topology` becomes a mixing matrix ``W``.
+
+``W[i, j]`` is the weight node ``i`` gives to node ``j``'s message; it is non-zero
+only for ``j = i`` or ``j → i``. With ``d_i`` the degree of node ``i``:
+
+* Metropolis–Hastings: ``W_ij = 1 / (1 + max(d_i, d_j))`` on edges,
+  ``W_ii = 1 - Σ_{j≠i} W_ij``. Symmetric, doubly stochastic (undirected only).
+* max-degree: ``W_ij = 1 / (1 + d_max)`` on edges, ``W_ii = 1 - d_i / (1 + d_max)``.
+  Symmetric, doubly stochastic (undirected only).
+* uniform: ``W_ij = 1 / (1 + d_i^in)`` for ``j ∈ N_in(i) ∪ {i}``. Row stochastic;
+  doubly stochastic iff the graph is regular (``complete`` gives exactly ``11ᵀ/n``).
+* column-stochastic (push-sum): node ``j`` splits its mass uniformly over itself and
+  its out-neighbours, ``W_ij = 1 / (1 + d_j^out)`` for ``i ∈ N_out(j) ∪ {j}``.
+* lazy: ``β I + (1 - β) W_base`` for any of the above as base.
+* graph-defined: the weights the (time-varying) graph defines itself
+  (one-peer exponential, base-(k+1), random matching).
+
+References:
+  Xiao, Boyd. "Fast linear iterations for distributed averaging", 2004.
+  Kempe, Dobra, Gehrke. "Gossip-based computation of aggregate information", FOCS 2003.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dfl.topology.graph import Topology
+
+Rule = Callable[[Topology], np.ndarray]
+"""A mixing rule: ``rule(topology) -> W`` (float64 ``[n, n]``)."""
+
+
+def _require_undirected(topology: Topology, rule: str) -> None:
+    if topology.directed:
+        raise ValueError(
+            f"mixing rule {rule!r} needs an undirected graph, but topology "
+            f"{topology.name!r} is directed; use 'column_stochastic' (push-sum), 'uniform' "
+            "(row stochastic) or 'graph_defined' for directed graphs"
+        )
+
+
+def metropolis_hastings(topology: Topology) -> np.ndarray:
+    """Metropolis–Hastings weights ``W_ij = 1/(1 + max(d_i, d_j))``.
+
+    Args:
+      topology: an undirected graph.
+
+    Returns:
+      Symmetric doubly stochastic ``W`` (float64 ``[n, n]``).
+    """
+    _require_undirected(topology, "metropolis_hastings")
+    d = topology.degree.astype(np.float64)
+    W = np.where(topology.adjacency, 1.0 / (1.0 + np.maximum(d[:, None], d[None, :])), 0.0)
+    np.fill_diagonal(W, 1.0 - W.sum(axis=1))
+    return W
+
+
+def max_degree(topology: Topology) -> np.ndarray:
+    """Max-degree weights ``W = I - L / (1 + d_max)`` (``L`` the graph Laplacian).
+
+    Args:
+      topology: an undirected graph.
+
+    Returns:
+      Symmetric doubly stochastic ``W`` (float64 ``[n, n]``).
+    """
+    _require_undirected(topology, "max_degree")
+    d = topology.degree
+    dmax = float(d.max()) if d.size else 0.0
+    W = np.where(topology.adjacency, 1.0 / (1.0 + dmax), 0.0)
+    np.fill_diagonal(W, 1.0 - W.sum(axis=1))
+    return W
+
+
+def uniform(topology: Topology) -> np.ndarray:
+    """Uniform weights ``1/(1 + d_i^in)`` over each node's in-neighbours and itself.
+
+    Args:
+      topology: any graph.
+
+    Returns:
+      Row stochastic ``W``; doubly stochastic when in- and out-degrees are all equal.
+    """
+    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    return np.where(S, 1.0 / S.sum(axis=1, keepdims=True).astype(np.float64), 0.0)
+
+
+def column_stochastic(topology: Topology) -> np.ndarray:
+    """Push-sum weights: node ``j`` splits its mass over itself and its out-neighbours.
+
+    ``W_ij = 1 / (1 + d_j^out)`` for ``i ∈ N_out(j) ∪ {j}``.
+
+    Args:
+      topology: any graph.
+
+    Returns:
+      Column stochastic ``W``.
+
+    References:
+      Kempe, Dobra, Gehrke (2003); Assran et al. "Stochastic Gradient Push", ICML 2019.
+    """
+    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    return np.where(S, 1.0 / S.sum(axis=0, keepdims=True).astype(np.float64), 0.0)
+
+
+def graph_defined(topology: Topology) -> np.ndarray:
+    """The weights the graph defines itself (``topology.weights``).
+
+    Raises:
+      ValueError: if the topology defines none.
+    """
+    if topology.weights is None:
+        raise ValueError(
+            f"mixing rule 'graph_defined' needs a topology that defines its own weights "
+            f"(one_peer_exponential, base_k, random_matching); topology {topology.name!r} "
+            "defines none: choose metropolis_hastings, max_degree, uniform or column_stochastic"
+        )
+    return np.array(topology.weights, dtype=np.float64)
+
+
+def lazy(W: np.ndarray, beta: float) -> np.ndarray:
+    """The lazy version ``β I + (1 - β) W`` of a mixing matrix.
+
+    Args:
+      W: a mixing matrix.
+      beta: self weight added, in ``[0, 1)``.
+
+    Returns:
+      The lazy matrix (same stochasticity and symmetry as ``W``; spectrum
+      ``β + (1 - β) λ``, so all eigenvalues are ``>= 2β - 1``).
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"mixing rule 'lazy': expected 0 <= beta < 1, found beta={beta!r}")
+    return beta * np.eye(W.shape[0]) + (1.0 - beta) * W
+
+
+RULES: dict[str, Rule] = {
+    "metropolis_hastings": metropolis_hastings,
+    "max_degree": max_degree,
+    "uniform": uniform,
+    "column_stochastic": column_stochastic,
+    "graph_defined": graph_defined,
+}
+"""The base rules by config name (``lazy`` wraps one of them)."""
+
+
+def make_rule(name: str, *, beta: float = 0.5, base: str = "metropolis_hastings") -> Rule:
+    """The rule named ``name`` (``lazy`` wraps the rule ``base`` with self weight ``beta``).
+
+    Args:
+      name: one of :data:`RULES` or ``"lazy"``.
+      beta: lazy self weight.
+      base: the rule ``lazy`` wraps.
+
+    Returns:
+      ``rule(topology) -> W``.
+    """
+    if name == "lazy":
+        if base == "lazy" or base not in RULES:
+            raise ValueError(
+                f"mixing rule 'lazy': unknown base rule {base!r}; expected one of {sorted(RULES)}"
+            )
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"mixing rule 'lazy': expected 0 <= beta < 1, found beta={beta!r}")
+        inner = RULES[base]
+        return lambda topology: lazy(inner(topology), beta)
+    if name not in RULES:
+        raise ValueError(
+            f"unknown mixing rule {name!r}; expected one of {sorted([*RULES, 'lazy'])}"
+        )
+    return RULES[name]

@@ -1,0 +1,185 @@
+"""Graphs and mixing matrices over rounds: :class:`GraphSchedule`, :class:`MixingSchedule`.
+
+A static topology is a schedule of period 1. A periodic time-varying topology
+(one-peer exponential, base-(k+1)) cycles through ``period`` graphs:
+``graph_at(t) = graphs[t mod period]``. A random schedule (random matching) draws
+its graph at round ``t`` from a generator seeded by ``(seed, t)``, so any round can
+be reproduced on its own (``period`` is ``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from dfl.topology.graph import Topology
+from dfl.topology.mixing import Rule
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GraphSchedule:
+    """The graph used at each round.
+
+    Attributes:
+      name: the topology's name.
+      n: number of nodes.
+      directed: whether any round's graph has one-way arcs.
+      period: 1 for static graphs, the cycle length for periodic ones, ``None``
+        for random schedules.
+      graph_at: ``graph_at(round) -> Topology``; deterministic in ``round``.
+      one_peer: promise that every round's graph has in- and out-degree <= 1 (each
+        node hears at most one peer and is heard by at most one), so mixing is a
+        permutation; used by :func:`dfl.gossip.make_mixer` for random schedules.
+    """
+
+    name: str
+    n: int
+    directed: bool
+    period: int | None
+    graph_at: Callable[[int], Topology]
+    one_peer: bool = False
+
+    @classmethod
+    def static(cls, topology: Topology) -> GraphSchedule:
+        """The schedule that uses ``topology`` at every round."""
+        return cls(
+            name=topology.name,
+            n=topology.n,
+            directed=topology.directed,
+            period=1,
+            graph_at=lambda t: topology,
+        )
+
+    @classmethod
+    def cycle(cls, graphs: Sequence[Topology], *, name: str) -> GraphSchedule:
+        """The schedule ``graph_at(t) = graphs[t mod len(graphs)]``."""
+        graphs = tuple(graphs)
+        if not graphs:
+            raise ValueError(f"topology {name!r}: a periodic schedule needs at least one graph")
+        n = graphs[0].n
+        if any(g.n != n for g in graphs):
+            raise ValueError(f"topology {name!r}: graphs of one schedule must have the same n")
+        one_peer = all(
+            int(g.in_degree.max(initial=0)) <= 1 and int(g.out_degree.max(initial=0)) <= 1
+            for g in graphs
+        )
+        return cls(
+            name=name,
+            n=n,
+            directed=any(g.directed for g in graphs),
+            period=len(graphs),
+            graph_at=lambda t: graphs[t % len(graphs)],
+            one_peer=one_peer,
+        )
+
+    @classmethod
+    def random(
+        cls,
+        sampler: Callable[[int], Topology],
+        *,
+        name: str,
+        n: int,
+        directed: bool,
+        one_peer: bool = False,
+    ) -> GraphSchedule:
+        """A random schedule; ``sampler(round)`` must be deterministic in ``round``."""
+        return cls(
+            name=name,
+            n=n,
+            directed=directed,
+            period=None,
+            graph_at=functools.lru_cache(maxsize=4)(sampler),
+            one_peer=one_peer,
+        )
+
+    @property
+    def time_varying(self) -> bool:
+        """Whether the graph changes between rounds."""
+        return self.period != 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MixingSchedule:
+    """The mixing matrix ``W(t)`` used at each round ``t``.
+
+    ``W(t)[i, j]`` is the weight node ``i`` gives to node ``j``'s message (row ``i``
+    lists node ``i``'s in-neighbours and itself); a round of plain gossip is
+    ``x_i ← Σ_j W(t)_ij x_j``.
+
+    Attributes:
+      graphs: the graph schedule.
+      rule: the mixing rule applied to each round's graph.
+      rule_name: the rule's config name.
+      matrices: for periodic schedules the ``period`` matrices of one period
+        (read-only float64), ``None`` for random schedules.
+    """
+
+    graphs: GraphSchedule
+    rule: Rule
+    rule_name: str
+    matrices: tuple[np.ndarray, ...] | None
+
+    @classmethod
+    def build(cls, graphs: GraphSchedule, rule: Rule, *, rule_name: str) -> MixingSchedule:
+        """Applies ``rule`` to every graph of one period (lazily for random schedules)."""
+        matrices = None
+        if graphs.period is not None:
+            mats = []
+            for t in range(graphs.period):
+                W = np.array(rule(graphs.graph_at(t)), dtype=np.float64)
+                W.setflags(write=False)
+                mats.append(W)
+            matrices = tuple(mats)
+        return cls(graphs=graphs, rule=rule, rule_name=rule_name, matrices=matrices)
+
+    @property
+    def name(self) -> str:
+        """``"<topology>/<rule>"``."""
+        return f"{self.graphs.name}/{self.rule_name}"
+
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return self.graphs.n
+
+    @property
+    def directed(self) -> bool:
+        """Whether the graph has one-way arcs (at some round)."""
+        return self.graphs.directed
+
+    @property
+    def period(self) -> int | None:
+        """1 if static, the cycle length if periodic, ``None`` if random."""
+        return self.graphs.period
+
+    @property
+    def time_varying(self) -> bool:
+        """Whether ``W`` may change between rounds."""
+        return self.graphs.time_varying
+
+    def topology(self, round: int) -> Topology:
+        """The graph at ``round``."""
+        return self.graphs.graph_at(int(round))
+
+    def weights(self, round: int) -> np.ndarray:
+        """``W`` at ``round``: float64 ``[n, n]`` (read-only)."""
+        if self.matrices is not None:
+            return self.matrices[int(round) % len(self.matrices)]
+        return self._random_weights(int(round))
+
+    @functools.cached_property
+    def _random_weights(self) -> Callable[[int], np.ndarray]:
+        @functools.lru_cache(maxsize=4)
+        def weights(t: int) -> np.ndarray:
+            W = np.array(self.rule(self.graphs.graph_at(t)), dtype=np.float64)
+            W.setflags(write=False)
+            return W
+
+        return weights
+
+    def rounds(self, samples: int = 8) -> range:
+        """The rounds that represent the schedule: one period, or ``samples`` rounds if random."""
+        return range(self.period if self.period is not None else samples)
