@@ -93,6 +93,7 @@ class Config:
     compression: CompressionConfig = dataclasses.field(default_factory=CompressionConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+    plot: str = ""
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
