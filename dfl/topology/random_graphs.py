@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import networkx as nx
 import numpy as np
 
 from dfl.topology.graph import Topology
 
 
-def _from_nx(G: nx.Graph, n: int, name: str) -> Topology:
+def _from_nx(G, n: int, name: str) -> Topology:
     return Topology.from_edges(n, [(int(u), int(v)) for u, v in G.edges()], name=name)
 
 
@@ -92,6 +91,8 @@ def random_regular(n: int, d: int, *, seed: int, max_tries: int = 100) -> Topolo
             f"found degree={d}, n={n}"
         )
 
+    import networkx as nx
+
     def draw(rng: np.random.Generator) -> Topology:
         G = nx.random_regular_graph(d, n, seed=int(rng.integers(2**31)))
         return _from_nx(G, n, f"random_regular(d={d})")
@@ -129,6 +130,8 @@ def small_world(n: int, k: int, rewire: float, *, seed: int, max_tries: int = 10
         )
     if not 0.0 <= rewire <= 1.0:
         raise ValueError(f"topology 'small_world': expected 0 <= rewire <= 1, found {rewire!r}")
+
+    import networkx as nx
 
     def draw(rng: np.random.Generator) -> Topology:
         G = nx.watts_strogatz_graph(n, k, rewire, seed=int(rng.integers(2**31)))

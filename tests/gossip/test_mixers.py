@@ -30,6 +30,7 @@ CASES = [
     ("erdos_renyi", "uniform", {"n": 40, "p": 0.08}, "sparse"),
     ("complete", "uniform", {"n": 8}, "dense"),
     ("star", "column_stochastic", {"n": 9}, "dense"),
+    ("star", "metropolis_hastings", {"n": 64}, "segment"),
 ]
 
 
@@ -93,7 +94,7 @@ def test_pytrees_and_dtypes_match_dense_mixer(name, kw):
             assert g.dtype == leaf.dtype and g.shape == leaf.shape
 
 
-@pytest.mark.parametrize("form", ["dense", "sparse", "permutation", "circulant"])
+@pytest.mark.parametrize("form", ["dense", "sparse", "segment", "permutation", "circulant"])
 def test_forced_forms_where_they_apply(form):
     s = schedule("one_peer_exponential", "graph_defined", n=8)
     mixer = make_mixer(s, form=form)
@@ -117,8 +118,9 @@ def test_wrong_forms_raise():
 def test_sparse_equals_dense_on_random_graphs(g):
     s = MixingSchedule.build(GraphSchedule.static(g), metropolis_hastings, rule_name="mh")
     x = {"w": jnp.arange(g.n * 2, dtype=jnp.float32).reshape(g.n, 2)}
-    mixer = make_mixer(s, form="sparse")
-    assert_close(jax.jit(mixer.apply)(x, mixer.data(0)), expected(s.weights(0), x))
+    for form in ("sparse", "segment"):
+        mixer = make_mixer(s, form=form)
+        assert_close(jax.jit(mixer.apply)(x, mixer.data(0)), expected(s.weights(0), x))
 
 
 def test_jitted_gossip_reaches_the_mean():
