@@ -13,11 +13,27 @@ from dfl.algorithms.base import (
     MixingRequirements,
     identity_decode,
 )
+from dfl.algorithms.choco import ChocoState, choco
+from dfl.algorithms.d2 import D2State, d2
 from dfl.algorithms.dsgd import DSGDState, dsgd
-from dfl.algorithms.fedavg import fedavg
+from dfl.algorithms.dsgdm import DSGDmState, dsgdm
+from dfl.algorithms.fedavg import fedavg, local_sgd
+from dfl.algorithms.gradient_tracking import GTMessage, GTState, gradient_tracking
 from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.push_sum import PushSumMessage, PushSumState, push_sum
+from dfl.algorithms.qgm import QGMState, qgm
 
-ALGORITHMS: dict[str, Callable[..., Algorithm]] = {"dsgd": dsgd, "fedavg": fedavg}
+ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
+    "dsgd": dsgd,
+    "dsgdm": dsgdm,
+    "qgm": qgm,
+    "gradient_tracking": gradient_tracking,
+    "choco": choco,
+    "push_sum": push_sum,
+    "d2": d2,
+    "fedavg": fedavg,
+    "local_sgd": local_sgd,  # alias; the built Algorithm is named "fedavg"
+}
 """Registry: ``algorithm.name`` → builder ``(loss_fn, optimizer, **options) -> Algorithm``."""
 
 
@@ -40,15 +56,30 @@ def build_algorithm(
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
+    "ChocoState",
+    "D2State",
     "DSGDState",
+    "DSGDmState",
+    "GTMessage",
+    "GTState",
     "GradFn",
     "LossFn",
     "MissingRule",
     "MixingRequirements",
+    "PushSumMessage",
+    "PushSumState",
+    "QGMState",
     "build_algorithm",
+    "choco",
+    "d2",
     "dsgd",
+    "dsgdm",
     "fedavg",
+    "gradient_tracking",
     "identity_decode",
+    "local_sgd",
     "local_updates",
+    "push_sum",
+    "qgm",
     "value_and_grad",
 ]

@@ -38,7 +38,7 @@ LossFn = Callable[[Params, Any], jax.Array]
 """``loss_fn(params, (x, y)) -> scalar`` mean loss over one batch."""
 
 
-class MissingRule(str, enum.Enum):
+class MissingRule(enum.StrEnum):
     """What a node does when a neighbour's message did not arrive by the deadline.
 
     * ``RENORMALIZE``: mix over the messages heard, the weights of the missing
@@ -65,12 +65,15 @@ class MixingRequirements:
       symmetric: whether ``W`` must equal ``W.T``.
       time_varying: whether a schedule whose ``W`` changes between rounds is allowed.
       exact_average: whether ``W`` must be ``J = 11ᵀ/n`` (FedAvg's exact average).
+      min_eigenvalue: if set, every eigenvalue of ``W`` must be at least this
+        (real part; D² needs ``λ_min(W) ≥ −1/3``).
     """
 
     stochastic: Stochasticity = "row"
     symmetric: bool = False
     time_varying: bool = True
     exact_average: bool = False
+    min_eigenvalue: float | None = None
 
     def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
         """Raises ``ValueError`` naming what ``W`` misses for ``algorithm``."""
@@ -89,6 +92,15 @@ class MixingRequirements:
             problems.append("a symmetric W")
         if self.exact_average and not np.allclose(W, 1.0 / W.shape[0], atol=atol):
             problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
+        if self.min_eigenvalue is not None:
+            symmetric = np.allclose(W, W.T, atol=atol)
+            eigs = np.linalg.eigvalsh(W) if symmetric else np.linalg.eigvals(W).real
+            lam = float(np.min(eigs))
+            if lam < self.min_eigenvalue - atol:
+                problems.append(
+                    f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "
+                    "a lazy mixing rule, mixing=lazy, provides it)"
+                )
         if problems:
             raise ValueError(
                 f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "

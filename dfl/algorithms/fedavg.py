@@ -35,3 +35,7 @@ def fedavg(
         requirements=MixingRequirements(stochastic="doubly", exact_average=True),
         missing_rule=MissingRule.WAIT,
     )
+
+
+local_sgd = fedavg
+"""Local SGD (Stich 2019) is FedAvg with full participation: the same algorithm."""
