@@ -97,7 +97,9 @@ def markdown_table(runs: Sequence[dict[str, Any]], by: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: Sequence[dict[str, Any]], by: Sequence[str], path: Path, x: str) -> None:
+def plot(
+    runs: Sequence[dict[str, Any]], by: Sequence[str], path: Path, x: str, *, title: str = ""
+) -> None:
     """Mean test accuracy against ``x`` for every run, one line each."""
     import matplotlib
 
@@ -111,6 +113,7 @@ def plot(runs: Sequence[dict[str, Any]], by: Sequence[str], path: Path, x: str) 
         ax.plot(xs, [r["test_accuracy_mean"] for r in recs], marker=".", label=label(run, by))
     ax.set_xlabel({"bytes_sent_per_node": "MB sent per node", "epsilon": "ε"}.get(x, x))
     ax.set_ylabel("mean test accuracy over nodes")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
