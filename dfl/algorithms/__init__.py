@@ -16,6 +16,7 @@ from dfl.algorithms.base import (
 from dfl.algorithms.choco import ChocoState, choco
 from dfl.algorithms.d2 import D2State, d2
 from dfl.algorithms.dsgd import DSGDState, dsgd
+from dfl.algorithms.dsgd_ef import DSGDEFState, dsgd_ef
 from dfl.algorithms.dsgdm import DSGDmState, dsgdm
 from dfl.algorithms.fedavg import fedavg, local_sgd
 from dfl.algorithms.gradient_tracking import GTMessage, GTState, gradient_tracking
@@ -26,6 +27,7 @@ from dfl.algorithms.qgm import QGMState, qgm
 ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "dsgd": dsgd,
     "dsgdm": dsgdm,
+    "dsgd_ef": dsgd_ef,
     "qgm": qgm,
     "gradient_tracking": gradient_tracking,
     "choco": choco,
@@ -58,6 +60,7 @@ __all__ = [
     "Algorithm",
     "ChocoState",
     "D2State",
+    "DSGDEFState",
     "DSGDState",
     "DSGDmState",
     "GTMessage",
@@ -73,6 +76,7 @@ __all__ = [
     "choco",
     "d2",
     "dsgd",
+    "dsgd_ef",
     "dsgdm",
     "fedavg",
     "gradient_tracking",

@@ -8,6 +8,18 @@ and dtypes) as pytree aux data, so ``decompress(encoded)`` needs nothing else an
 works under ``jit`` and ``vmap``; the bytes a message costs are the sizes of its
 leaves (:func:`encoded_nbytes`), the same bytes a transport sends.
 
+Quality of a compressor Q is stated as one of two constants, both checked by
+Monte Carlo in ``tests/compression``:
+
+* contraction ω ∈ (0, 1]: ``E||Q(x) − x||² ≤ (1 − ω)||x||²`` (biased operators
+  such as top-k, sign and low-rank, and the rescaled rand-k / QSGD that CHOCO
+  and error feedback need);
+* variance factor c ≥ 0 of an unbiased operator: ``E Q(x) = x`` and
+  ``E||Q(x) − x||² ≤ c·||x||²`` (rand-k with d/k scaling, QSGD).
+
+An unbiased Q with factor c becomes contractive with ω = 1/(1 + c) when scaled by
+1/(1 + c) (Koloskova et al. 2019, Remark 3).
+
 Example::
 
     comp = top_k(fraction=0.1)
@@ -59,3 +71,15 @@ def index_dtype(size: int) -> np.dtype:
         if size - 1 <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.int64)
+
+
+def next_key(state: KeyState) -> tuple[jax.Array, KeyState]:
+    """Splits a :class:`KeyState`: a fresh key for this call, and the next state."""
+    key, use = jax.random.split(state.key)
+    return use, KeyState(key)
+
+
+def key_init(x: Any, key: jax.Array) -> KeyState:
+    """``init`` of a compressor whose state is only its node's PRNG key."""
+    del x
+    return KeyState(key)

@@ -1,7 +1,13 @@
 """Top-k sparsification: keep the k largest-magnitude entries of every leaf.
 
-Contraction: ``||Q(x) − x||² ≤ (1 − k/d) ||x||²`` per leaf of size d
-(deterministic), so ω = min over leaves of k/d (Stich et al. 2018).
+Contraction (deterministic, per leaf of size d keeping k entries): the dropped
+entries are the d − k smallest, so their energy is at most (1 − k/d) of the total:
+
+.. math::  \\|Q(x) - x\\|^2 \\le (1 - k/d)\\,\\|x\\|^2, \\qquad
+           \\omega = \\min_{\\text{leaves}} k/d.
+
+Wire: per leaf ``k`` values (leaf dtype) and ``k`` indices (smallest unsigned
+dtype that indexes ``d``).
 
 References:
   Stich, Cordonnier, Jaggi, "Sparsified SGD with Memory", NeurIPS 2018.
@@ -9,39 +15,15 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from dfl.compression.base import Compressor, index_dtype
+from dfl.compression.sparse import SparseLeaf, check_k, is_sparse, leaf_k, scatter
 
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class SparseLeaf:
-    """One leaf as ``k`` values at flat ``indices`` (smallest unsigned dtype)."""
-
-    values: jax.Array
-    indices: jax.Array
-    shape: tuple[int, ...] = dataclasses.field(metadata={"static": True})
-
-
-def leaf_k(size: int, *, fraction: float | None, k: int | None) -> int:
-    """Entries kept of a leaf of ``size``: ``k`` (capped) or ``ceil(fraction·size)``, ≥ 1."""
-    if k is not None:
-        return max(1, min(int(k), size))
-    assert fraction is not None
-    return max(1, min(size, math.ceil(fraction * size)))
-
-
-def scatter(leaf: SparseLeaf, dtype=None) -> jax.Array:
-    """The dense array of a :class:`SparseLeaf` (zeros off the kept indices)."""
-    size = math.prod(leaf.shape)
-    dense = jnp.zeros((size,), dtype or leaf.values.dtype)
-    return dense.at[leaf.indices.astype(jnp.int32)].set(leaf.values).reshape(leaf.shape)
+__all__ = ["SparseLeaf", "leaf_k", "scatter", "top_k"]
 
 
 def top_k(*, fraction: float | None = 0.1, k: int | None = None) -> Compressor:
@@ -50,11 +32,11 @@ def top_k(*, fraction: float | None = 0.1, k: int | None = None) -> Compressor:
     Args:
       fraction: kept fraction per leaf, in (0, 1]; ignored when ``k`` is set.
       k: kept entries per leaf (capped at the leaf size).
+
+    Returns:
+      A stateless :class:`~dfl.compression.base.Compressor` with ω = k/d per leaf.
     """
-    if k is None and (fraction is None or not 0 < fraction <= 1):
-        raise ValueError(f"top_k needs 0 < fraction <= 1 or k >= 1, found {fraction=}, {k=}")
-    if k is not None and k < 1:
-        raise ValueError(f"top_k needs k >= 1, found {k=}")
+    check_k("top_k", fraction, k)
 
     def init(x: Any, key: jax.Array) -> tuple[()]:
         del x, key
@@ -70,6 +52,6 @@ def top_k(*, fraction: float | None = 0.1, k: int | None = None) -> Compressor:
         return jax.tree.map(compress_leaf, x), state
 
     def decompress(encoded: Any) -> Any:
-        return jax.tree.map(scatter, encoded, is_leaf=lambda n: isinstance(n, SparseLeaf))
+        return jax.tree.map(scatter, encoded, is_leaf=is_sparse)
 
     return Compressor("top_k", init, compress, decompress)

@@ -24,7 +24,7 @@ class AlgorithmConfig:
       mu: ``qgm`` only: decay ``μ`` in ``[0, 1)`` of the quasi-global buffer's
         average of model differences; ``null`` uses ``momentum`` (the paper's
         choice).
-      gamma: ``choco`` only: consensus step size ``γ`` in ``(0, 1]``; ``1`` with
+      gamma: ``choco`` and ``dsgd_ef``: consensus step size ``γ`` in ``(0, 1]``; ``1`` with
         ``compression=identity`` is D-SGD, strong compression needs a small one.
     """
 

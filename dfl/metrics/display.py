@@ -40,12 +40,16 @@ SUMMARY_COLUMNS = (
     ("consensus_distance", "consensus", "{:.3g}"),
     ("bytes_sent_per_node", "MB/node", "{:.2f}"),
 )
+EPSILON_COLUMN = ("epsilon", "ε", "{:.2f}")
 
 
 def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") -> Table:
     """A table of the evaluated rounds (at most 10 rows: evenly spaced, last included)."""
     table = Table(title=title, caption="acc: mean/min/max test accuracy over nodes")
-    for _, header, _ in SUMMARY_COLUMNS:
+    columns = list(SUMMARY_COLUMNS)
+    if any("epsilon" in r for r in records):
+        columns.append(EPSILON_COLUMN)
+    for _, header, _ in columns:
         table.add_column(header, justify="right")
     if not records:
         return table
@@ -55,7 +59,7 @@ def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") 
         picked.append(records[-1])
     for r in picked:
         cells = []
-        for key, _, fmt in SUMMARY_COLUMNS:
+        for key, _, fmt in columns:
             value = r.get(key)
             if key == "bytes_sent_per_node" and value is not None:
                 value = value / 1e6

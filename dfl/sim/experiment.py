@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dfl import data as dfl_data
 from dfl.algorithms import ALGORITHMS, Algorithm, build_algorithm
+from dfl.algorithms.local import GradFn
 from dfl.compression import build_compressor
 from dfl.config.schema import Config
 from dfl.models import FunctionalModel, build_model
+from dfl.privacy import PrivacyPlan, plan_privacy, with_message_noise
 from dfl.topology import build_schedule, check_requirements
 
 INIT_STREAM, BATCH_STREAM, ALGORITHM_STREAM, STATE_STREAM = 0, 1, 2, 3
@@ -36,6 +40,8 @@ class Experiment:
       algorithm: the per-node algorithm.
       federated: the per-node data and the held-out test set.
       schedule: the mixing schedule (``weights(round)``).
+      privacy: the resolved DP-SGD plan (σ, per-node sampling rates,
+        accountant), or ``None`` without DP-SGD.
     """
 
     config: Config
@@ -43,6 +49,7 @@ class Experiment:
     algorithm: Algorithm
     federated: Any
     schedule: Any
+    privacy: PrivacyPlan | None = None
 
     @property
     def n(self) -> int:
@@ -86,13 +93,14 @@ def model_options(cfg: Config) -> dict[str, Any]:
     return {}
 
 
-def algorithm_options(cfg: Config) -> dict[str, Any]:
+def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str, Any]:
     """Builder keywords of the configured algorithm.
 
     ``AlgorithmConfig`` holds the options of every algorithm; each builder gets
     the ones its signature names (the others are ignored by it, as documented
-    in the schema). A non-identity compressor is passed as ``compressor=``;
-    an algorithm that cannot compress then refuses it.
+    in the schema). A non-identity compressor is passed as ``compressor=`` and
+    a DP-SGD gradient as ``grad_fn=``; an algorithm that cannot take one
+    refuses it.
     """
     builder = ALGORITHMS.get(cfg.algorithm.name)
     if builder is None:
@@ -114,6 +122,10 @@ def algorithm_options(cfg: Config) -> dict[str, Any]:
             )
         compression = dataclasses.asdict(cfg.compression)
         options["compressor"] = build_compressor(compression.pop("name"), **compression)
+    if grad_fn is not None:
+        if "grad_fn" not in accepted:
+            raise ValueError(f"algorithm {cfg.algorithm.name!r} does not support DP-SGD")
+        options["grad_fn"] = grad_fn
     return options
 
 
@@ -132,10 +144,78 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
         num_classes=federated.num_classes,
         **model_options(cfg),
     )
-    algorithm = build_algorithm(cfg.algorithm.name, model.loss, optimizer, **algorithm_options(cfg))
+    privacy = None
+    if cfg.privacy.enabled:
+        privacy = plan_privacy(
+            cfg.privacy,
+            counts=np.asarray(federated.train.counts),
+            batch_size=cfg.data.batch_size,
+            rounds=cfg.rounds,
+            local_steps=cfg.algorithm.local_steps,
+        )
+    grad_fn = privacy.grad_fn(model.loss) if privacy is not None else None
+    options = algorithm_options(cfg, grad_fn=grad_fn)
+    algorithm = build_algorithm(cfg.algorithm.name, model.loss, optimizer, **options)
+    if cfg.privacy.message_noise:
+        if "compressor" in options:
+            raise ValueError(
+                "privacy.message_noise needs dense messages; it cannot be combined with "
+                f"compression={cfg.compression.name!r}"
+            )
+        algorithm = with_message_noise(algorithm, cfg.privacy.message_noise)
     schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
     check_requirements(schedule, algorithm.requirements, algorithm.name)
-    return Experiment(cfg, model, algorithm, federated, schedule)
+    return Experiment(cfg, model, algorithm, federated, schedule, privacy)
+
+
+def make_sampler(exp: Experiment) -> Callable[[jax.Array, Any], tuple[Any, jax.Array]]:
+    """``sample(round_key, node_data) -> (batches, dropped)`` for all nodes, jitted.
+
+    Without DP-SGD, batches are ``(x, y)`` drawn uniformly with replacement; with
+    it, ``(x, y, mask)`` from the accounted sampler (Poisson or fixed size) and
+    ``dropped`` counts the examples the Poisson cap cut (per node; else zeros).
+    Node ``i`` uses ``fold_in(round_key, i)``, as :func:`make_node_sampler`.
+    """
+    cfg, plan = exp.config, exp.privacy
+
+    def sample(key: jax.Array, node_data: Any) -> tuple[Any, jax.Array]:
+        if plan is None:
+            batches = dfl_data.sample_batches(
+                key,
+                node_data,
+                batch_size=cfg.data.batch_size,
+                local_steps=cfg.algorithm.local_steps,
+            )
+            return batches, jnp.zeros(node_data.counts.shape, jnp.int32)
+        masked = plan.sample(key, node_data)
+        return (masked.x, masked.y, masked.mask), masked.dropped.sum(axis=-1)
+
+    return jax.jit(sample)
+
+
+def make_node_sampler(exp: Experiment) -> Callable[..., tuple[Any, jax.Array]]:
+    """``sample(node_key, node, x_i, y_i, count_i) -> (batches, dropped)`` for one node.
+
+    ``node_key`` is ``fold_in(round_key, node)``; the result equals row ``node``
+    of :func:`make_sampler`'s.
+    """
+    cfg, plan = exp.config, exp.privacy
+
+    def sample(key, node, x_i, y_i, count_i):
+        if plan is None:
+            batches = dfl_data.sample_node_batches(
+                key,
+                x_i,
+                y_i,
+                count_i,
+                batch_size=cfg.data.batch_size,
+                local_steps=cfg.algorithm.local_steps,
+            )
+            return batches, jnp.zeros((), jnp.int32)
+        masked = plan.sample_node(key, node, x_i, y_i, count_i)
+        return (masked.x, masked.y, masked.mask), masked.dropped.sum()
+
+    return sample
 
 
 def init_node_params(exp: Experiment, node: int | jax.Array) -> Any:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dfl import data as dfl_data
+from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
 from dfl.gossip import DenseMixer, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
@@ -25,6 +26,7 @@ from dfl.sim.experiment import (
     Experiment,
     build_experiment,
     init_state,
+    make_sampler,
 )
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
@@ -65,6 +67,37 @@ def pick_mixer(exp: Experiment, kind: str):
     raise ValueError(f"sim.gossip={kind!r}; expected 'auto', 'dense' or 'identity'")
 
 
+def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array) -> dict[str, Any]:
+    """``epsilon`` (worst node), ``epsilon_per_node``, ``delta`` and the Poisson
+    truncation count ``dp_dropped_examples`` after ``rounds`` rounds; ``{}`` without DP."""
+    if exp.privacy is None:
+        return {}
+    eps = exp.privacy.epsilons(rounds)
+    return {
+        "epsilon": max(eps),
+        "epsilon_per_node": eps,
+        "delta": exp.privacy.config.delta,
+        "dp_dropped_examples": int(dropped.sum()),
+    }
+
+
+def privacy_metadata(exp: Experiment) -> dict[str, Any]:
+    """The resolved DP-SGD plan for ``metadata.json`` (``{}`` without DP)."""
+    plan = exp.privacy
+    if plan is None:
+        return {}
+    return {
+        "privacy": {
+            "noise_multiplier": plan.noise_multiplier,
+            "sample_rates": list(plan.sample_rates),
+            "max_batch": plan.max_batch,
+            "accountant": plan.config.accountant,
+            "sampling": plan.config.sampling,
+            "delta": plan.config.delta,
+        }
+    }
+
+
 def is_eval_round(round_: int, cfg: Config) -> bool:
     """Whether 1-based ``round_`` is evaluated: every ``eval_every`` and the last."""
     return round_ % cfg.eval_every == 0 or round_ == cfg.rounds
@@ -92,13 +125,7 @@ def simulate(
     exp = build_experiment(cfg, optimizer)
     fed = exp.federated
     mixer = pick_mixer(exp, cfg.sim.gossip)
-    sample = jax.jit(
-        functools.partial(
-            dfl_data.sample_batches,
-            batch_size=cfg.data.batch_size,
-            local_steps=cfg.algorithm.local_steps,
-        )
-    )
+    sample = make_sampler(exp)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
     # Sharded: pin every output (all have a leading node axis) to the node layout.
     out_shardings = {} if mesh is None else {"out_shardings": node_sharding(mesh)}
@@ -123,8 +150,15 @@ def simulate(
     def gossip(round_: int) -> tuple[Any, float]:
         return gossip_at(round_ if exp.schedule.time_varying else 0)
 
+    # Checkpoints (checkpoint.every) and resume=PATH: see dfl.checkpoint.
+    saver, resume = checkpointers(cfg, Path(workdir) if workdir is not None else None, None)
+    first_round, resumed_bytes = 0, 0.0
+    if resume is not None:
+        state, _, saved = resume.restore(state)
+        first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
+
     one_node = jax.tree.map(lambda x: x[0], state)
-    batches0 = sample(exp.stream(BATCH_STREAM, 0), train)
+    batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
     message_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
 
     writer = MetricsWriter(workdir) if workdir is not None else None
@@ -134,11 +168,14 @@ def simulate(
             nodes=exp.n,
             message_bytes=message_bytes,
             node_sample_counts=np.asarray(fed.train.counts).tolist(),
+            partition=fed.summary,
+            **privacy_metadata(exp),
         )
         Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
 
     records: list[dict[str, Any]] = []
-    bytes_sent = 0.0
+    bytes_sent = resumed_bytes
+    dropped_total = jnp.zeros((exp.n,), jnp.int32)
     show = cfg.sim.progress if progress is None else progress
     start = time.perf_counter()
     compiled = round_fn.lower(state, batches0, gossip(0)[0], exp.stream(ALGORITHM_STREAM, 0))
@@ -146,8 +183,13 @@ def simulate(
     compile_time = time.perf_counter() - start
     with round_progress(enabled=show) as bar:
         task = bar.add_task("train", total=cfg.rounds, loss="-", acc="-")
-        for t in range(cfg.rounds):
-            batches = batches0 if t == 0 else sample(exp.stream(BATCH_STREAM, t), train)
+        bar.update(task, completed=first_round)
+        for t in range(first_round, cfg.rounds):
+            if t == 0:
+                batches, dropped = batches0, dropped0
+            else:
+                batches, dropped = sample(exp.stream(BATCH_STREAM, t), train)
+            dropped_total += dropped
             w, out_degree = gossip(t)
             state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
             bytes_sent += message_bytes * out_degree
@@ -162,6 +204,7 @@ def simulate(
                     "train_loss": float(info["loss"].mean()),
                     **{k: float(v) for k, v in metrics.items() if k != "accuracy"},
                     "bytes_sent_per_node": bytes_sent,
+                    **privacy_metrics(exp, t + 1, dropped_total),
                 }
                 records.append(record)
                 if writer is not None:
@@ -172,6 +215,11 @@ def simulate(
                     acc=f"{record['test_accuracy_mean']:.4f}",
                 )
             bar.advance(task)
+            if saver is not None and saver.due(t + 1, cfg.rounds):
+                saved = {"round": t + 1, "bytes_sent_per_node": bytes_sent}
+                saver.save(t + 1, state, meta=saved)
+    for ckpt in {saver, resume} - {None}:
+        ckpt.close()
     if writer is not None:
         writer.close()
     return Result(records, state, exp, compile_time)

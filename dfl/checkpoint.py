@@ -1,0 +1,233 @@
+"""Orbax checkpoints shared by the simulation runner and the node runner.
+
+A checkpoint holds what a run needs to continue exactly where it stopped:
+
+* ``state``: the algorithm state (stacked over nodes for the simulation, one
+  node's for a deployed node), which includes the local optimizer's state and
+  the compressor/privacy state; typed PRNG keys are stored as their key data.
+* ``extra``: other pytrees (e.g. the last messages a ``REUSE_LAST`` node keeps).
+* ``meta``: JSON: the next round to run and the counters (bytes, messages).
+
+No key or data-pipeline RNG state needs saving: every key of round ``t`` is
+derived from the seed and ``t`` (:meth:`dfl.sim.experiment.Experiment.stream`),
+so the round number is the whole RNG state.
+
+Example::
+
+    ckpt = Checkpointer(workdir / "checkpoints", every=10, max_to_keep=3)
+    if ckpt.due(rounds_done, total):
+        ckpt.save(rounds_done, state, meta={"round": rounds_done})
+    state, extra, meta = ckpt.restore(like_state)
+    ckpt.close()
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dfl.config.schema import Config
+
+log = logging.getLogger("dfl.checkpoint")
+
+
+def _is_key(x: Any) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_saveable(tree: Any) -> Any:
+    """A host copy of ``tree``; typed PRNG keys → their raw key data.
+
+    The copy lets the caller donate or overwrite its arrays while orbax writes.
+    """
+    return jax.tree.map(lambda x: np.array(jax.random.key_data(x) if _is_key(x) else x), tree)
+
+
+def _abstract(tree: Any) -> Any:
+    def leaf(x):
+        if _is_key(x):
+            x = jax.eval_shape(jax.random.key_data, x)
+        return ocp.utils.to_shape_dtype_struct(x)
+
+    return jax.tree.map(leaf, tree)
+
+
+def _from_saved(saved: Any, like: Any) -> Any:
+    def leaf(s, x):
+        if _is_key(x):
+            return jax.random.wrap_key_data(s, impl=jax.random.key_impl(x))
+        return s
+
+    return jax.tree.map(leaf, saved, like)
+
+
+def resolve_resume(path: str | Path, node: int | None = None) -> Path:
+    """The checkpoint directory ``+resume=PATH`` names.
+
+    ``PATH`` may be the checkpoint directory itself (it holds numbered step
+    folders), a run directory holding ``checkpoints/``, or a launcher's run
+    directory holding ``nodes/node_<id>/checkpoints`` (with ``node`` given).
+
+    Raises:
+      FileNotFoundError: if none of these holds a checkpoint.
+    """
+    base = Path(path).expanduser()
+    candidates = [base, base / "checkpoints"]
+    if node is not None:
+        candidates += [base / "nodes" / f"node_{node}" / "checkpoints", base / f"node_{node}"]
+    for candidate in candidates:
+        if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
+            return candidate
+    raise FileNotFoundError(
+        f"resume={str(path)!r} holds no checkpoint (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + ")"
+    )
+
+
+class Checkpointer:
+    """An orbax ``CheckpointManager`` saving every ``every`` rounds.
+
+    Args:
+      directory: where the numbered checkpoints go.
+      every: save after every this many rounds (and after the last); 0 never
+        saves (restoring still works).
+      max_to_keep: newest checkpoints kept.
+      async_save: write in the background (orbax's async checkpointing). Use
+        ``False`` where several managers share a process (in-process
+        deployments): orbax's async signalling is process-global.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        every: int = 0,
+        max_to_keep: int = 3,
+        async_save: bool = True,
+    ):
+        if every < 0 or max_to_keep < 1:
+            raise ValueError(
+                f"checkpoint.every must be >= 0 and max_to_keep >= 1, found {every=}, "
+                f"{max_to_keep=}"
+            )
+        self.directory = Path(directory).expanduser().resolve()
+        self.every = every
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def due(self, rounds_done: int, total_rounds: int) -> bool:
+        """Whether to save after ``rounds_done`` rounds."""
+        return self.every > 0 and (rounds_done % self.every == 0 or rounds_done == total_rounds)
+
+    def save(self, step: int, state: Any, *, meta: dict[str, Any], extra: Any = None) -> None:
+        """Saves ``state`` (and ``extra``) with JSON ``meta`` as checkpoint ``step``."""
+        items = {
+            "state": ocp.args.StandardSave(_to_saveable(state)),
+            "meta": ocp.args.JsonSave({**meta, "has_extra": extra is not None}),
+        }
+        if extra is not None:
+            items["extra"] = ocp.args.StandardSave(_to_saveable(extra))
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+        log.info("checkpoint %d saved in %s", step, self.directory)
+
+    def latest_step(self) -> int | None:
+        """The newest saved step (``None``: none)."""
+        return self._manager.latest_step()
+
+    def read_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON metadata of checkpoint ``step`` (default: the newest)."""
+        step = self._step(step)
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
+    def restore(
+        self, like_state: Any, *, step: int | None = None, like_extra: Any = None
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """Restores checkpoint ``step`` (default: the newest).
+
+        Args:
+          like_state: a state of the saved structure (arrays or shape structs;
+            typed keys where keys were saved).
+          step: the step to restore.
+          like_extra: the structure of ``extra`` if one was saved.
+
+        Returns:
+          ``(state, extra, meta)``; ``extra`` is ``None`` if none was saved.
+        """
+        step = self._step(step)
+        meta = self.read_meta(step)
+        items = {"state": ocp.args.StandardRestore(_abstract(like_state))}
+        if meta.get("has_extra") and like_extra is not None:
+            items["extra"] = ocp.args.StandardRestore(_abstract(like_extra))
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        state = _from_saved(restored["state"], like_state)
+        extra = None
+        if "extra" in items:
+            extra = _from_saved(restored["extra"], like_extra)
+        return state, extra, meta
+
+    def _step(self, step: int | None) -> int:
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        return step
+
+    def close(self) -> None:
+        """Waits for pending saves and releases the manager."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def to_numpy(tree: Any) -> Any:
+    """``tree`` with every leaf as a host numpy array (for ``.npz`` files)."""
+    return jax.tree.map(np.asarray, tree)
+
+
+def checkpoint_dir(cfg: Config, node_workdir: Path, node: int | None) -> Path:
+    """Where a node (or, with ``node=None``, the simulation) keeps its checkpoints."""
+    if cfg.checkpoint.dir:
+        base = Path(cfg.checkpoint.dir)
+        return base / f"node_{node}" if node is not None else base
+    return node_workdir / "checkpoints"
+
+
+def checkpointers(
+    cfg: Config, node_workdir: Path | None, node: int | None, *, async_save: bool = True
+) -> tuple[Checkpointer | None, Checkpointer | None]:
+    """``(saver, resume_from)`` of a node or simulation per ``checkpoint`` and ``resume``.
+
+    ``async_save``: see :class:`Checkpointer`.
+
+    Raises:
+      ValueError: if checkpoints are asked for without a place to put them.
+      FileNotFoundError: if ``resume`` names no checkpoint.
+    """
+    saver = None
+    if cfg.checkpoint.every > 0:
+        if node_workdir is None and not cfg.checkpoint.dir:
+            raise ValueError("checkpoint.every > 0 needs checkpoint.dir or a work directory")
+        directory = checkpoint_dir(cfg, node_workdir or Path("."), node)
+        saver = Checkpointer(
+            directory,
+            every=cfg.checkpoint.every,
+            max_to_keep=cfg.checkpoint.max_to_keep,
+            async_save=async_save,
+        )
+    resume = None
+    if cfg.resume:
+        path = resolve_resume(cfg.resume, node)
+        if saver is not None and path.resolve() == saver.directory:
+            resume = saver
+        else:
+            resume = Checkpointer(
+                path, every=0, max_to_keep=cfg.checkpoint.max_to_keep, async_save=async_save
+            )
+    return saver, resume

@@ -1,0 +1,144 @@
+"""Error-feedback wrappers and D-SGD with error feedback on quadratics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dfl.algorithms.dsgd import dsgd
+from dfl.algorithms.dsgd_ef import dsgd_ef
+from dfl.compression import (
+    ef21,
+    encoded_nbytes,
+    error_feedback,
+    identity,
+    qsgd,
+    rand_k,
+    sign,
+    top_k,
+)
+from dfl.sim.round import wire_bytes
+from tests.algorithms.quadratic import loss, ring_mh, run, targets
+
+ETA = 0.1
+
+
+def test_error_feedback_sends_everything_but_the_residual():
+    rng = np.random.default_rng(0)
+    deltas = jnp.asarray(rng.normal(size=(20, 10)), jnp.float32)
+    comp = error_feedback(top_k(k=2))
+
+    @jax.jit
+    def stream(deltas):
+        def body(state, delta):
+            encoded, state = comp.compress(delta, state)
+            return state, comp.decompress(encoded)
+
+        return jax.lax.scan(body, comp.init(deltas[0], jax.random.key(0)), deltas)
+
+    state, sent = stream(deltas)
+    np.testing.assert_allclose(sent.sum(0) + state.residual, deltas.sum(0), atol=1e-5)
+    assert np.all(np.count_nonzero(np.asarray(sent), axis=1) <= 2)
+
+
+def test_ef21_public_copy_catches_up_geometrically():
+    """For a fixed x, ||x − x̂_t||² ≤ (1 − ω)^t ||x||² with top-k's ω = k/d."""
+    x = jnp.asarray(np.random.default_rng(1).normal(size=12), jnp.float32)
+    comp = ef21(top_k(k=3))
+    state = comp.init(x, jax.random.key(0))
+    bound = float(jnp.sum(x**2))
+    for _ in range(6):
+        _, state = comp.compress(x, state)
+        bound *= 1 - 3 / 12
+        assert float(jnp.sum((x - state.public) ** 2)) <= bound + 1e-6
+    # After d/k rounds every coordinate was sent once: x̂ = x exactly.
+    np.testing.assert_allclose(state.public, x, atol=1e-6)
+
+
+def lazy(W: np.ndarray, gamma: float) -> np.ndarray:
+    return (1 - gamma) * np.eye(len(W)) + gamma * W
+
+
+def atc_fixed_point(W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x* = η (I − (1 − η) W)⁻¹ W b of ATC D-SGD with one SGD step (see dsgd.py)."""
+    return ETA * np.linalg.solve(np.eye(len(W)) - (1 - ETA) * W, W @ b)
+
+
+@pytest.mark.parametrize("local_steps", [1, 3])
+def test_identity_compression_equals_dsgd(local_steps):
+    n = 8
+    W, b, x0 = ring_mh(n), targets(n), targets(n, seed=3)
+    ref = run(dsgd(loss, optax.sgd(ETA)), b, W, 60, local_steps=local_steps, x0=x0)
+    ef = run(
+        dsgd_ef(loss, optax.sgd(ETA), compressor=identity()),
+        b,
+        W,
+        60,
+        local_steps=local_steps,
+        x0=x0,
+    )
+    np.testing.assert_allclose(ef, ref, atol=2e-6)
+
+
+def test_gamma_is_dsgd_with_the_lazy_matrix():
+    n, gamma = 8, 0.5
+    W, b, x0 = ring_mh(n), targets(n), targets(n, seed=3)
+    ref = run(dsgd(loss, optax.sgd(ETA)), b, lazy(W, gamma), 60, x0=x0)
+    ef = run(dsgd_ef(loss, optax.sgd(ETA), compressor=identity(), gamma=gamma), b, W, 60, x0=x0)
+    np.testing.assert_allclose(ef, ref, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("compressor", "gamma"),
+    [(sign(), 1.0), (qsgd(levels=2), 1.0), (top_k(k=1), 0.5), (rand_k(k=1), 0.5)],
+    ids=["sign", "qsgd", "top_k", "rand_k"],
+)
+def test_compressed_converges_to_dsgd_fixed_point(compressor, gamma):
+    """With a contraction the residual vanishes at the D-SGD fixed point (of W', γ < 1).
+
+    On this ring top-1-of-3 (ω = 1/3) diverges at γ = 1: the residual re-enters the
+    consensus step through (I − W), whose norm is 4/3 here, faster than C shrinks it.
+    """
+    n = 8
+    W, b = ring_mh(n), targets(n)
+    xs = run(dsgd_ef(loss, optax.sgd(ETA), compressor=compressor, gamma=gamma), b, W, 250)
+    x_star = atc_fixed_point(lazy(W, gamma), b)
+    np.testing.assert_allclose(xs[-1], x_star, atol=1e-4)
+    assert np.abs(xs[1] - x_star).max() > 0.1  # it did have to converge
+
+
+def test_aggregate_invariant_and_wire_bytes():
+    """s_i = Σ_j W_ij x̂_j after any number of rounds; the wire is the encoded message."""
+    from dfl.sim.round import make_round
+    from tests.algorithms.quadratic import DenseTestMixer
+
+    n, d = 6, 40
+    W = ring_mh(n)
+    rng = np.random.default_rng(0)
+    b = jnp.asarray(rng.normal(size=(n, 1, d)), jnp.float32)
+    algo = dsgd_ef(loss, optax.sgd(ETA), compressor=top_k(k=4), gamma=0.5)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(n))
+    state = jax.vmap(algo.init)({"x": jnp.zeros((n, d))}, keys)
+    round_fn = jax.jit(make_round(algo, DenseTestMixer()))
+    for t in range(5):
+        state, info = round_fn(state, b, jnp.asarray(W, jnp.float32), jax.random.key(t))
+    public = np.asarray(state.compressor.public["x"])
+    np.testing.assert_allclose(state.mixed["x"], W @ public, atol=1e-5)
+    assert info["residual"].shape == (n,) and np.all(np.asarray(info["residual"]) > 0)
+
+    one = jax.tree.map(lambda v: v[0], state)
+    nbytes = wire_bytes(algo, one, b[0])
+    _, wire, _ = algo.step(one, b[0], jax.random.key(0))
+    assert nbytes == encoded_nbytes(wire) == 4 * (4 + 1)  # 4 float32 values + 4 uint8 indices
+
+
+def test_requirements_and_bad_step():
+    algo = dsgd_ef(loss, optax.sgd(ETA), compressor=top_k())
+    assert not algo.requirements.time_varying and algo.requirements.stochastic == "row"
+    with pytest.raises(ValueError, match="static"):
+        algo.requirements.check(ring_mh(4), time_varying=True, algorithm=algo.name)
+    with pytest.raises(ValueError, match="gamma"):
+        dsgd_ef(loss, optax.sgd(ETA), compressor=top_k(), gamma=0.0)
