@@ -1,51 +1,32 @@
-"""D-SGD with compressed gossip and error feedback (public copies, EF21-style).
+"""D-SGD with compressed gossip and error feedback (DeepSqueeze).
 
-Every node i keeps its parameters x_i, a *public copy* x̂_i (what its neighbours
-can reconstruct from its messages) and the aggregate s_i = Σ_j W_ij x̂_j. One round
-(adapt then combine, like ATC D-SGD):
+Every node compresses the model it gossips, adding back what compression
+dropped in earlier rounds (classic error feedback,
+:func:`dfl.compression.error_feedback`), and moves by γ towards the mix of
+its neighbours' compressed models. One round (adapt then combine):
 
 .. math::
 
-    x_i^{+} &= \\mathrm{local}(x_i)                              && \\text{local steps} \\\\
-    m_i &= C(x_i^{+} - \\hat x_i)                                 && \\text{the wire message} \\\\
-    \\hat x_i &\\leftarrow \\hat x_i + D(m_i)                     && \\text{public copy} \\\\
-    s_i &\\leftarrow s_i + \\sum_j W_{ij} D(m_j)                   && \\text{the exchange} \\\\
-    x_i &\\leftarrow x_i^{+} + \\gamma\\,(s_i - \\hat x_i).
+    x_i^{+} &= \\mathrm{local}(x_i)                                 && \\text{local steps} \\\\
+    m_i &= C(x_i^{+} + e_i), \\quad e_i \\leftarrow x_i^{+} + e_i - D(m_i) && \\text{the wire} \\\\
+    x_i &\\leftarrow x_i^{+} + \\gamma \\Big(\\sum_j W_{ij} D(m_j) - D(m_i)\\Big).
 
-What is compressed is the model difference x_i⁺ − x̂_i each node broadcasts; the
-part C dropped stays in the residual e_i = x_i⁺ − x̂_i and is sent in later rounds
-(error feedback: :func:`dfl.compression.ef21`). The exchange contract holds: nodes
-mix only the decoded messages D(m_j) and keep the aggregates x̂_i and s_i, never
-a copy per neighbour (memory 3× the parameters).
+What is compressed is the whole model each node broadcasts, error-compensated:
+the residual e_i (what C has not sent yet) is added to the next message. Unlike
+CHOCO-SGD (:mod:`dfl.algorithms.choco`), nodes keep no public copies or
+aggregates of their neighbours — the state is the model, the optimizer state and
+the residual — so a message that misses its deadline can simply be left out
+(renormalise: its weight moves to the node's own D(m_i), whose term cancels), and
+W may change every round. The price is an error floor set by the compressor:
+CHOCO converges to D-SGD's fixed point exactly, DeepSqueeze only near it.
 
-With γ = 1 the combine is x_i = s_i + e_i: mix the public copies and keep one's
-own unsent residual. With the identity compressor x̂_i = x_i⁺ and s_i = Σ_j W_ij
-x_j⁺, so the update is exactly ATC D-SGD, x_i = Σ_j W_ij local(x_j) (to float
-rounding). With a contraction C the stationary points are the same as D-SGD's
-(there x⁺ is fixed, so x̂_i → x_i⁺ and s_i → Σ_j W_ij x_j⁺). γ < 1 damps the
-consensus step (CHOCO-SGD's γ, needed for aggressive C) and its fixed point
-is D-SGD's with the lazy matrix (1 − γ)I + γW. Stability needs γ small enough for
-C (CHOCO's theory: γ = O(ω·δ), δ the spectral gap): the residual re-enters the
-consensus step through (I − W) while C shrinks it only by √(1 − ω) per round. On
-an 8-node ring quadratic top-1-of-3 (ω = 1/3) diverges at γ = 1 and converges at
-γ = 0.5 (``tests/compression``). On digits, MLP 64, 16-node ring, SGD 0.1, 150
-rounds, γ = 1 diverged for top-k 10 %, rank-4 and rand-k 10 %, while these
-reached D-SGD's 0.91 test accuracy within 0.015: sign and QSGD (s = 16) at γ = 1,
-top-k 10 % at 0.5, top-k 1 % and rank-4 at 0.2, rand-k 10 % at 0.1.
-
-The update is CHOCO-SGD's (Koloskova et al. 2019) written in D-SGD's ATC order,
-with γ = 1 as default so that it reduces to D-SGD.
-
-Requirements: a row-stochastic, *static* W (s_i accumulates increments mixed with
-W; a W that changes breaks s_i = Σ_j W_ij x̂_j). A missing message cannot be
-renormalised or reused (x̂_j would diverge between the sender and its receivers),
-so nodes wait.
+With the identity compressor, e_i = 0 and x_i = Σ_j ((1 − γ) I + γ W)_ij x_j⁺:
+D-SGD (ATC) with the lazy matrix, and exactly D-SGD at γ = 1. Strong compression
+needs a small γ (the paper's η).
 
 References:
-  Koloskova, Stich, Jaggi, "Decentralized Stochastic Optimization and Gossip
-  Algorithms with Compressed Communication", ICML 2019.
-  Richtárik, Sokolov, Fatkhullin, "EF21: A New, Simpler, Theoretically Better, and
-  Practically Faster Error Feedback", NeurIPS 2021.
+  Tang, Lian, Qiu, Yuan, Zhang, Zhang, Liu, "DeepSqueeze: Decentralization Meets
+  Error-Compensated Compression", arXiv:1907.07346, 2019 (Algorithm 1).
   Lian et al., "Can Decentralized Algorithms Outperform Centralized Algorithms?", NeurIPS 2017.
 """
 
@@ -60,7 +41,7 @@ import optax
 from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
 from dfl.algorithms.local import GradFn, local_updates, value_and_grad
 from dfl.compression.base import Compressor
-from dfl.compression.error_feedback import EF21State, ef21
+from dfl.compression.error_feedback import ErrorFeedbackState, error_feedback
 from dfl.compression.identity import identity
 
 
@@ -70,15 +51,16 @@ class DSGDEFState(NamedTuple):
     Attributes:
       params: x_i (after ``combine``) or x_i⁺ (between ``step`` and ``combine``).
       opt_state: the local optimizer's state (never mixed).
-      compressor: the EF21 state: the public copy x̂_i and the inner
+      compressor: the error-feedback state: the residual e_i and the inner
         compressor's state (its own PRNG key, warm starts).
-      mixed: s_i = Σ_j W_ij x̂_j, the aggregate of the neighbours' public copies.
+      sent: D(m_i), the node's own decoded message of this round (subtracted
+        in ``combine``).
     """
 
     params: Params
     opt_state: optax.OptState
-    compressor: EF21State
-    mixed: Params
+    compressor: ErrorFeedbackState
+    sent: Params
 
 
 def dsgd_ef(
@@ -89,27 +71,26 @@ def dsgd_ef(
     gamma: float = 1.0,
     grad_fn: GradFn | None = None,
 ) -> Algorithm:
-    """D-SGD whose gossip is compressed with error feedback (see the module doc).
+    """D-SGD whose gossiped models are compressed with error feedback (DeepSqueeze).
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar``.
       optimizer: the local optimizer (its state stays on the node).
-      compressor: the compressor C of the broadcast differences; a contraction
-        (top_k, rand_k/qsgd with ``unbiased=False``, sign, low_rank) keeps the
-        residual bounded. ``None`` is the identity (then this is D-SGD).
-      gamma: γ in (0, 1]; 1 gives D-SGD exactly under identity
-        compression; sparsifiers and low rank need less (see the module doc).
+      compressor: the compressor C of the broadcast models; ``None`` is the
+        identity (then this is D-SGD with the lazy matrix (1 − γ)I + γW).
+      gamma: γ in (0, 1], the consensus step.
       grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm` ``"dsgd_ef"``: its wire is the
-      encoded message C(x_i⁺ − x̂_i), ``decode`` is the compressor's decoder.
-      ``info`` adds ``"residual"``, ‖x_i⁺ − x̂_i‖ after sending.
+      encoded C(x_i⁺ + e_i) and ``decode`` the compressor's decoder. It needs a
+      row-stochastic W (time-varying allowed) and renormalises over the heard
+      messages. ``info`` adds ``"residual"``, ‖e_i‖ after sending.
     """
     if not 0 < gamma <= 1:
         raise ValueError(f"dsgd_ef needs 0 < gamma <= 1, found {gamma=}")
     grad_fn = grad_fn or value_and_grad(loss_fn)
-    ef = ef21(identity() if compressor is None else compressor)
+    ef = error_feedback(identity() if compressor is None else compressor)
 
     def init(params: Params, key: jax.Array) -> DSGDEFState:
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -120,15 +101,14 @@ def dsgd_ef(
             grad_fn, optimizer, state.params, state.opt_state, batches, key
         )
         wire, comp_state = ef.compress(new, state.compressor)
-        residual = optax.tree.norm(jax.tree.map(jnp.subtract, new, comp_state.public))
-        state = DSGDEFState(new, opt_state, comp_state, state.mixed)
-        return state, wire, {"loss": loss, "residual": residual}
+        state = DSGDEFState(new, opt_state, comp_state, ef.decompress(wire))
+        return state, wire, {"loss": loss, "residual": optax.tree.norm(comp_state.residual)}
 
-    def combine(state: DSGDEFState, mixed_increment: Params) -> DSGDEFState:
-        mixed = jax.tree.map(jnp.add, state.mixed, mixed_increment)
-        public = state.compressor.public
-        params = jax.tree.map(lambda x, s, h: x + gamma * (s - h), state.params, mixed, public)
-        return state._replace(params=params, mixed=mixed)
+    def combine(state: DSGDEFState, mixed: Params) -> DSGDEFState:
+        params = jax.tree.map(
+            lambda x, m, s: x + gamma * (m - s).astype(x.dtype), state.params, mixed, state.sent
+        )
+        return state._replace(params=params)
 
     return Algorithm(
         name="dsgd_ef",
@@ -137,6 +117,6 @@ def dsgd_ef(
         decode=ef.decompress,
         combine=combine,
         params=lambda state: state.params,
-        requirements=MixingRequirements(stochastic="row", time_varying=False),
-        missing_rule=MissingRule.WAIT,
+        requirements=MixingRequirements(stochastic="row"),
+        missing_rule=MissingRule.RENORMALIZE,
     )

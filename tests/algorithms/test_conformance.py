@@ -20,6 +20,7 @@ from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements
 from dfl.algorithms.choco import choco
 from dfl.algorithms.d2 import d2
 from dfl.algorithms.dsgd import dsgd
+from dfl.algorithms.dsgd_ef import dsgd_ef
 from dfl.algorithms.dsgdm import dsgdm
 from dfl.algorithms.fedavg import fedavg, local_sgd
 from dfl.algorithms.gradient_tracking import gradient_tracking
@@ -87,6 +88,11 @@ CASES = {
     # q = 0 at a fixed point, so x̂ = x^{t+½}: ATC D-SGD with W_γ = (1 − γ)I + γW.
     "choco_top_k": Case(
         lambda opt: choco(loss, opt, gamma=GAMMA, compressor=top_k(k=1)),
+        lambda W, b: atc_fixed_point((1 - GAMMA) * np.eye(len(W)) + GAMMA * W, b, ETA),
+    ),
+    # DeepSqueeze with identity compression: ATC D-SGD with W_γ (its floor is 0).
+    "dsgd_ef_identity": Case(
+        lambda opt: dsgd_ef(loss, opt, gamma=GAMMA),
         lambda W, b: atc_fixed_point((1 - GAMMA) * np.eye(len(W)) + GAMMA * W, b, ETA),
     ),
     "push_sum": Case(lambda opt: push_sum(loss, opt), lambda W, b: push_sum_fixed_point(W, b, ETA)),
