@@ -113,6 +113,8 @@ def plot(
         ax.plot(xs, [r["test_accuracy_mean"] for r in recs], marker=".", label=label(run, by))
     ax.set_xlabel({"bytes_sent_per_node": "MB sent per node", "epsilon": "ε"}.get(x, x))
     ax.set_ylabel("mean test accuracy over nodes")
+    if x in ("bytes_sent_per_node", "epsilon"):
+        ax.set_xscale("log")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
