@@ -2,7 +2,8 @@
 
 For N ∈ {16, 64, 256} nodes (MLP 784-256-10, batch 32 per node, one local step)
 it measures, in one process with interleaved repetitions and medians
-(``block_until_ready``; evaluation and batch sampling excluded):
+(``block_until_ready``; evaluation and batch sampling excluded; the order of the
+variants rotates every repetition):
 
 * ``runner``   — dfl's jitted round (vmapped local step + gossip) on a ring;
 * ``floor``    — the same round with identity gossip (W = I, exchange skipped);
@@ -54,8 +55,16 @@ def setup(n: int):
 
 
 def schedule_of(name: str, n: int):
-    mixing = "graph_defined" if name == "one_peer_exponential" else "metropolis_hastings"
-    return build_schedule(TopologyConfig(name=name, n=n), MixingConfig(name=mixing), seed=0)
+    """The ring (Metropolis–Hastings), the one-peer exponential graph, or the static
+    exponential graph of Ying et al. 2021: directed, ``⌈log₂ n⌉`` peers per node
+    (8 at n = 256), uniform (doubly stochastic, circulant) weights."""
+    if name == "one_peer_exponential":
+        topology, mixing = TopologyConfig(name=name, n=n), "graph_defined"
+    elif name == "exponential":
+        topology, mixing = TopologyConfig(name=name, n=n, directed=True), "uniform"
+    else:
+        topology, mixing = TopologyConfig(name=name, n=n), "metropolis_hastings"
+    return build_schedule(topology, MixingConfig(name=mixing), seed=0)
 
 
 class Variant:
@@ -89,7 +98,9 @@ class Loop:
         self.step = jax.jit(algorithm.step)
         self.combine = jax.jit(algorithm.combine)
         self.mix = jax.jit(
-            lambda w, msgs: jax.tree.map(lambda *xs: sum(wi * x for wi, x in zip(w, xs)), *msgs)
+            lambda w, msgs: jax.tree.map(
+                lambda *xs: sum(wi * x for wi, x in zip(w, xs, strict=True)), *msgs
+            )
         )
         self.neighbours = [np.flatnonzero(self.W[i]) for i in range(n)]
         self.run_once()
@@ -122,9 +133,11 @@ def bench(n: int, reps: int, loop_reps: int) -> dict:
     }
     loop = Loop(algorithm, state, batches, schedule_of("ring", n))
     times: dict[str, list[float]] = {k: [] for k in [*variants, "loop"]}
+    names = list(variants)
     for rep in range(reps):
-        for name, variant in variants.items():
-            times[name].append(variant.run_once())
+        # Rotate the order every repetition so no variant always follows the loop.
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            times[name].append(variants[name].run_once())
         if rep < loop_reps:
             times["loop"].append(loop.run_once())
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -147,8 +160,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"backend: {jax.default_backend()}, devices: {jax.devices()}")
     rows = [bench(n, args.reps, args.loop_reps) for n in args.nodes]
-    print(f"{'N':>5} {'runner ms':>10} {'floor ms':>9} {'loop ms':>9} {'runner/floor':>13} "
-          f"{'loop/runner':>12} {'one_peer/floor':>15} {'exp/floor':>10}")
+    print(
+        f"{'N':>5} {'runner ms':>10} {'floor ms':>9} {'loop ms':>9} {'runner/floor':>13} "
+        f"{'loop/runner':>12} {'one_peer/floor':>15} {'exp/floor':>10}"
+    )
     for r in rows:
         print(
             f"{r['nodes']:>5} {1e3 * r['runner_s']:>10.2f} {1e3 * r['floor_s']:>9.2f} "

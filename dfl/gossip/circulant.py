@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import compute_dtype, to_device, weight_dtype
+from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, circulant_coefficients
 from dfl.topology.schedule import MixingSchedule
 
@@ -21,13 +21,21 @@ class CirculantMixer:
     ``S · N · P`` for ``S`` non-zero offsets (``S = 3`` on a ring, ``1 + 2⌈log₂ n⌉``
     on the symmetric exponential graph, 2 on the one-peer exponential graph).
 
-    If every round uses the same offsets they are static (compiled in) and the data
-    is the per-offset weights ``{"c": [S]}``; otherwise (one-peer exponential) the
-    offsets are data too, ``{"shift": int32 [S], "c": [S]}``, and the rolls are
-    dynamic, so a new round never recompiles.
+    If every round uses the same offsets they are static (compiled in: each is a
+    static roll, slices that XLA fuses into one loop) and the data is the per-offset
+    weights ``{"c": [S]}``; otherwise (one-peer exponential) the offsets are data too,
+    ``{"shift": int32 [S], "c": [S]}``, and each term is one row gather with the
+    indices ``(i + shift) mod n`` (a ``jnp.roll`` by a traced shift would copy the
+    leaf twice), so a new round never recompiles.
+
+    On CPU the leaf is mixed a cache-sized block of columns at a time and in place
+    (see :func:`~dfl.gossip.leaves.mix_rows`), so the ``S`` shifted reads hit cache
+    and the cost is about one pass over the parameters whatever ``S``.
 
     Args:
       schedule: a periodic schedule whose matrices are all circulant.
+      block: columns per block, ``"auto"`` (blocked on a single CPU device only) or
+        ``None`` (one fused pass over each leaf).
 
     Raises:
       ValueError: if some ``W`` of the period is not circulant (or the schedule is random).
@@ -35,7 +43,7 @@ class CirculantMixer:
 
     form = "circulant"
 
-    def __init__(self, schedule: MixingSchedule):
+    def __init__(self, schedule: MixingSchedule, *, block: Block = "auto"):
         if schedule.period is None:
             raise ValueError(
                 f"circulant mixer: schedule {schedule.name!r} is random; use 'permutation', "
@@ -43,6 +51,7 @@ class CirculantMixer:
             )
         self.schedule = schedule
         self.n = schedule.n
+        self.block = block
         coeffs = []
         for t in range(schedule.period):
             c = circulant_coefficients(schedule.weights(t))
@@ -77,16 +86,27 @@ class CirculantMixer:
     def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
         """``Σ_s c_s roll(x, -s)`` over the node axis of every leaf (pure, jittable)."""
         c = data["c"]
-        shifts = self.static_offsets if self.static_offsets is not None else None
+        if self.static_offsets is not None:
+            offsets = self.static_offsets
 
-        def mix(x: jax.Array) -> jax.Array:
-            xc = x.astype(compute_dtype(x))
-            cc = c.astype(xc.dtype)
-            out = jnp.zeros_like(xc)
-            for k in range(self.num_offsets):
-                s = shifts[k] if shifts is not None else data["shift"][k]
-                rolled = xc if (shifts is not None and s == 0) else jnp.roll(xc, -s, axis=0)
-                out = out + cc[k] * rolled
-            return out.astype(x.dtype)
+            def mix(x: jax.Array) -> jax.Array:
+                cc = c.astype(x.dtype)
+                out = None
+                for k, s in enumerate(offsets):
+                    term = cc[k] * (x if s == 0 else jnp.roll(x, -s, axis=0))
+                    out = term if out is None else out + term
+                return jnp.zeros_like(x) if out is None else out
 
-        return jax.tree.map(mix, tree)
+        else:
+            rows = jnp.arange(self.n, dtype=jnp.int32)
+            index = (rows[None, :] + data["shift"].astype(jnp.int32)[:, None]) % self.n
+
+            def mix(x: jax.Array) -> jax.Array:
+                cc = c.astype(x.dtype)
+                out = None
+                for k in range(self.num_offsets):
+                    term = cc[k] * jnp.take(x, index[k], axis=0, unique_indices=True)
+                    out = term if out is None else out + term
+                return jnp.zeros_like(x) if out is None else out
+
+        return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dfl.gossip.leaves import compute_dtype, to_device, weight_dtype
+from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
 from dfl.topology.schedule import MixingSchedule
 
 
@@ -19,6 +19,9 @@ class DenseMixer:
 
     Args:
       schedule: the mixing schedule.
+      block: columns per block (see :func:`~dfl.gossip.leaves.mix_rows`); ``"auto"``
+        and ``None`` mix each leaf with one matmul (the product is compute bound, and
+        blocking small ``N`` only adds per-block matmul calls).
 
     Examples:
       >>> mixer = DenseMixer(schedule)
@@ -27,9 +30,10 @@ class DenseMixer:
 
     form = "dense"
 
-    def __init__(self, schedule: MixingSchedule):
+    def __init__(self, schedule: MixingSchedule, *, block: Block = "auto"):
         self.schedule = schedule
         self.n = schedule.n
+        self.block = block
         self._cache: dict[int, dict[str, jax.Array]] = {}
 
     def data(self, round: int) -> dict[str, jax.Array]:
@@ -47,12 +51,9 @@ class DenseMixer:
         W = data["W"]
 
         def mix(x: jax.Array) -> jax.Array:
-            y = jnp.tensordot(
-                W.astype(compute_dtype(x)),
-                x.astype(compute_dtype(x)),
-                axes=(1, 0),
-                precision=jax.lax.Precision.HIGHEST,
+            return jnp.tensordot(
+                W.astype(x.dtype), x, axes=(1, 0), precision=jax.lax.Precision.HIGHEST
             )
-            return y.astype(x.dtype)
 
-        return jax.tree.map(mix, tree)
+        block = None if self.block == "auto" else self.block
+        return jax.tree.map(lambda x: mix_rows(x, mix, block), tree)

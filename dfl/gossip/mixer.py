@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from dfl.gossip.circulant import CirculantMixer
 from dfl.gossip.dense import DenseMixer
+from dfl.gossip.leaves import Block
 from dfl.gossip.permutation import PermutationMixer
 from dfl.gossip.segment import SegmentMixer
 from dfl.gossip.sparse import SparseMixer
@@ -75,7 +76,7 @@ def choose_form(schedule: MixingSchedule) -> str:
     return "sparse"
 
 
-def make_mixer(schedule: MixingSchedule, *, form: str = "auto") -> Mixer:
+def make_mixer(schedule: MixingSchedule, *, form: str = "auto", block: Block = "auto") -> Mixer:
     """The mixer of ``schedule`` in the given form (the fastest exact one by default).
 
     Every form computes the same ``Σ_j W_ij tree_j`` (to float tolerance); they
@@ -86,6 +87,10 @@ def make_mixer(schedule: MixingSchedule, *, form: str = "auto") -> Mixer:
     Args:
       schedule: the mixing schedule.
       form: ``"auto"`` (see :func:`choose_form`) or one of :data:`FORMS`.
+      block: columns mixed per block: ``"auto"`` blocks (cache-sized, in place) on a
+        single CPU device only and never for ``dense``, ``None`` mixes each leaf in
+        one fused pass, an int forces that block size (see
+        :func:`dfl.gossip.leaves.mix_rows`).
 
     Returns:
       A :class:`Mixer`.
@@ -97,4 +102,4 @@ def make_mixer(schedule: MixingSchedule, *, form: str = "auto") -> Mixer:
         form = choose_form(schedule)
     if form not in FORMS:
         raise ValueError(f"unknown mixer form {form!r}; expected 'auto' or one of {sorted(FORMS)}")
-    return FORMS[form](schedule)
+    return FORMS[form](schedule, block=block)

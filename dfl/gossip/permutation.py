@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import compute_dtype, per_node, to_device, weight_dtype
+from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree
 from dfl.topology.schedule import MixingSchedule
 
@@ -47,11 +47,13 @@ class PermutationMixer:
     Args:
       schedule: a schedule whose rounds have in-degree <= 1 (random schedules must
         promise it with ``GraphSchedule.one_peer``).
+      block: columns per block, ``"auto"`` (blocked and in place on a single CPU
+        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
     """
 
     form = "permutation"
 
-    def __init__(self, schedule: MixingSchedule):
+    def __init__(self, schedule: MixingSchedule, *, block: Block = "auto"):
         if schedule.period is None and not schedule.graphs.one_peer:
             raise ValueError(
                 f"permutation mixer: random schedule {schedule.name!r} does not promise one "
@@ -59,6 +61,7 @@ class PermutationMixer:
             )
         self.schedule = schedule
         self.n = schedule.n
+        self.block = block
         self._cache: dict[int, dict[str, jax.Array]] = {}
         if schedule.period is not None:
             for t in range(schedule.period):
@@ -83,9 +86,8 @@ class PermutationMixer:
         """``a_i x_i + b_i x_{p(i)}`` for every leaf (pure, jittable)."""
 
         def mix(x: jax.Array) -> jax.Array:
-            xc = x.astype(compute_dtype(x))
-            a = per_node(data["self"].astype(xc.dtype), xc)
-            b = per_node(data["peer_weight"].astype(xc.dtype), xc)
-            return (a * xc + b * jnp.take(xc, data["peer"], axis=0)).astype(x.dtype)
+            a = data["self"].astype(x.dtype)[:, None]
+            b = data["peer_weight"].astype(x.dtype)[:, None]
+            return a * x + b * jnp.take(x, data["peer"], axis=0)
 
-        return jax.tree.map(mix, tree)
+        return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import compute_dtype, per_node, to_device, weight_dtype
+from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -44,13 +44,16 @@ class SegmentMixer:
     Args:
       schedule: a periodic schedule (random schedules need ``size``).
       size: edge slots ``E``; default the largest arc count over the period.
+      block: columns per block, ``"auto"`` (blocked and in place on a single CPU
+        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
     """
 
     form = "segment"
 
-    def __init__(self, schedule: MixingSchedule, *, size: int | None = None):
+    def __init__(self, schedule: MixingSchedule, *, size: int | None = None, block: Block = "auto"):
         self.schedule = schedule
         self.n = schedule.n
+        self.block = block
         mats = period_matrices(schedule)
         if size is None:
             if mats is None:
@@ -86,11 +89,10 @@ class SegmentMixer:
         """``diag(W) x + Σ_e w_e x_src(e)`` summed into ``dst(e)`` (pure, jittable)."""
 
         def mix(x: jax.Array) -> jax.Array:
-            xc = x.astype(compute_dtype(x))
-            msgs = per_node(data["weight"].astype(xc.dtype), xc) * jnp.take(xc, data["src"], axis=0)
+            msgs = data["weight"].astype(x.dtype)[:, None] * jnp.take(x, data["src"], axis=0)
             summed = jax.ops.segment_sum(
                 msgs, data["dst"], num_segments=self.n, indices_are_sorted=True
             )
-            return (per_node(data["self"].astype(xc.dtype), xc) * xc + summed).astype(x.dtype)
+            return data["self"].astype(x.dtype)[:, None] * x + summed
 
-        return jax.tree.map(mix, tree)
+        return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)

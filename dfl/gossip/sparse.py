@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import compute_dtype, per_node, to_device, weight_dtype
+from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -43,13 +43,18 @@ class SparseMixer:
     Args:
       schedule: a periodic schedule (random schedules need ``width``).
       width: neighbour slots ``K``; default the largest in-degree over the period.
+      block: columns per block, ``"auto"`` (blocked and in place on a single CPU
+        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
     """
 
     form = "sparse"
 
-    def __init__(self, schedule: MixingSchedule, *, width: int | None = None):
+    def __init__(
+        self, schedule: MixingSchedule, *, width: int | None = None, block: Block = "auto"
+    ):
         self.schedule = schedule
         self.n = schedule.n
+        self.block = block
         mats = period_matrices(schedule)
         if width is None:
             if mats is None:
@@ -82,11 +87,10 @@ class SparseMixer:
         """``W_ii x_i + Σ_k w_ik x_{idx_ik}`` for every leaf (pure, jittable)."""
 
         def mix(x: jax.Array) -> jax.Array:
-            xc = x.astype(compute_dtype(x))
-            out = per_node(data["self"].astype(xc.dtype), xc) * xc
+            out = data["self"].astype(x.dtype)[:, None] * x
             for k in range(self.width):
-                w = per_node(data["weight"][:, k].astype(xc.dtype), xc)
-                out = out + w * jnp.take(xc, data["index"][:, k], axis=0)
-            return out.astype(x.dtype)
+                w = data["weight"][:, k].astype(x.dtype)[:, None]
+                out = out + w * jnp.take(x, data["index"][:, k], axis=0)
+            return out
 
-        return jax.tree.map(mix, tree)
+        return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)

@@ -16,18 +16,10 @@ and one JSON line per compressor with the keys ``compressor``, ``params``,
 ``device``, ``copy_s``, ``compress_s``, ``roundtrip_s``, ``compress_ratio``,
 ``roundtrip_ratio``, ``wire_bytes``, ``dense_bytes``, ``size_ratio``.
 
-Usage: ``python bench/compression.py [--shape 1000 1000] [--reps 30]``
+Usage: ``python bench/compressors.py [--shape 1000 1000] [--reps 30]``
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the stdlib's ``compression`` package (Python 3.14), which
-# jax probes at import; drop bench/ from the path so it does not find this script.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import json
