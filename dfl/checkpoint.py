@@ -122,6 +122,7 @@ class Checkpointer:
             max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._closed = False
 
     def due(self, rounds_done: int, total_rounds: int) -> bool:
         """Whether to save after ``rounds_done`` rounds."""
@@ -181,7 +182,10 @@ class Checkpointer:
         return step
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager."""
+        """Waits for pending saves and releases the manager (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         self._manager.wait_until_finished()
         self._manager.close()
 

@@ -146,7 +146,7 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("runs_dir")
     parser.add_argument("--by", nargs="*", default=None, help="config keys naming a run")
     parser.add_argument("--x", default="round", help="round, bytes_sent_per_node or epsilon")

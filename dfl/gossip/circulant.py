@@ -51,7 +51,7 @@ class CirculantMixer:
             )
         self.schedule = schedule
         self.n = schedule.n
-        self.block = block
+        self.block: Block = block
         coeffs = []
         for t in range(schedule.period):
             c = circulant_coefficients(schedule.weights(t))

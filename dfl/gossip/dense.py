@@ -33,7 +33,7 @@ class DenseMixer:
     def __init__(self, schedule: MixingSchedule, *, block: Block = "auto"):
         self.schedule = schedule
         self.n = schedule.n
-        self.block = block
+        self.block: Block = block
         self._cache: dict[int, dict[str, jax.Array]] = {}
 
     def data(self, round: int) -> dict[str, jax.Array]:

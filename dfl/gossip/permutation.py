@@ -61,7 +61,7 @@ class PermutationMixer:
             )
         self.schedule = schedule
         self.n = schedule.n
-        self.block = block
+        self.block: Block = block
         self._cache: dict[int, dict[str, jax.Array]] = {}
         if schedule.period is not None:
             for t in range(schedule.period):

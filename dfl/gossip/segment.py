@@ -53,7 +53,7 @@ class SegmentMixer:
     def __init__(self, schedule: MixingSchedule, *, size: int | None = None, block: Block = "auto"):
         self.schedule = schedule
         self.n = schedule.n
-        self.block = block
+        self.block: Block = block
         mats = period_matrices(schedule)
         if size is None:
             if mats is None:

@@ -54,7 +54,7 @@ class SparseMixer:
     ):
         self.schedule = schedule
         self.n = schedule.n
-        self.block = block
+        self.block: Block = block
         mats = period_matrices(schedule)
         if width is None:
             if mats is None:

@@ -128,8 +128,11 @@ def simulate(
     sample = make_sampler(exp)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
     # Sharded: pin every output (all have a leading node axis) to the node layout.
-    out_shardings = {} if mesh is None else {"out_shardings": node_sharding(mesh)}
-    round_fn = jax.jit(make_round(exp.algorithm, mixer), donate_argnums=(0,), **out_shardings)
+    round_fn = jax.jit(
+        make_round(exp.algorithm, mixer),
+        donate_argnums=(0,),
+        out_shardings=None if mesh is None else node_sharding(mesh),
+    )
     evaluate = jax.jit(make_evaluate(exp.algorithm, exp.model))
     evaluate_local = jax.jit(make_local_evaluate(exp.algorithm, exp.model))
 
@@ -218,8 +221,9 @@ def simulate(
             if saver is not None and saver.due(t + 1, cfg.rounds):
                 saved = {"round": t + 1, "bytes_sent_per_node": bytes_sent}
                 saver.save(t + 1, state, meta=saved)
-    for ckpt in {saver, resume} - {None}:
-        ckpt.close()
+    for ckpt in (saver, resume):
+        if ckpt is not None:
+            ckpt.close()
     if writer is not None:
         writer.close()
     return Result(records, state, exp, compile_time)

@@ -10,6 +10,7 @@ then spans every host's devices and each process holds its own slice of nodes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 NODE_AXIS = "nodes"
 
 
-def node_mesh(n: int, devices: list[jax.Device] | None = None) -> Mesh:
+def node_mesh(n: int, devices: Sequence[Any] | None = None) -> Mesh:
     """A 1-D mesh named ``"nodes"`` over ``devices`` (default: all of them).
 
     Raises:
