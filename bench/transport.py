@@ -88,7 +88,9 @@ def _raw_node(i: int, nbytes: int, ports: list[int], repeats: int, barrier, resu
         s.close()
 
 
-def _tcp_node(i: int, nbytes: int, ports: list[int], repeats: int, barrier, results) -> None:
+def _tcp_node(
+    i: int, nbytes: int, ports: list[int], repeats: int, barrier, results, checksum: int
+) -> None:
     """Node ``i`` over the tcp transport."""
     from dfl.transport import Kind, WireSpec, encode_payload
     from dfl.transport.tcp import TcpTransport
@@ -102,7 +104,7 @@ def _tcp_node(i: int, nbytes: int, ports: list[int], repeats: int, barrier, resu
     for r in range(repeats + 1):
         barrier.wait()
         start = time.perf_counter()
-        payload = encode_payload(spec, mine, chunk_bytes=CHUNK)
+        payload = encode_payload(spec, mine, chunk_bytes=CHUNK, checksum=checksum)
         for j in peers:
             ep.send(j, r, Kind.WIRE, payload)
         got = ep.receive(r, peers, time.monotonic() + 600)
@@ -116,7 +118,7 @@ def _tcp_node(i: int, nbytes: int, ports: list[int], repeats: int, barrier, resu
     ep.close()
 
 
-def in_processes(target: Callable, nbytes: int, repeats: int) -> float:
+def in_processes(target: Callable, nbytes: int, repeats: int, *extra) -> float:
     """Best round time of ``target`` run as one process per node."""
     from dfl.transport.tcp import free_ports
 
@@ -124,7 +126,7 @@ def in_processes(target: Callable, nbytes: int, repeats: int) -> float:
     barrier, results = ctx.Barrier(NODES), ctx.Queue()
     ports = free_ports(NODES)
     procs = [
-        ctx.Process(target=target, args=(i, nbytes, ports, repeats, barrier, results))
+        ctx.Process(target=target, args=(i, nbytes, ports, repeats, barrier, results, *extra))
         for i in range(NODES)
     ]
     for p in procs:
@@ -143,7 +145,7 @@ def in_processes(target: Callable, nbytes: int, repeats: int) -> float:
 # -- loopback: threads of one process ----------------------------------------------
 
 
-def loopback_round(nbytes: int, repeats: int) -> float:
+def loopback_round(nbytes: int, repeats: int, checksum: int) -> float:
     """Best round time of three loopback nodes (threads) after a warm-up round."""
     from dfl.transport import Kind, LoopbackNetwork, WireSpec, encode_payload
 
@@ -156,7 +158,7 @@ def loopback_round(nbytes: int, repeats: int) -> float:
 
     def node(i: int, r: int) -> None:
         peers = [j for j in range(NODES) if j != i]
-        payload = encode_payload(spec, models[i], chunk_bytes=CHUNK)
+        payload = encode_payload(spec, models[i], chunk_bytes=CHUNK, checksum=checksum)
         for j in peers:
             eps[i].send(j, r, Kind.WIRE, payload)
         got = eps[i].receive(r, peers, time.monotonic() + 600)
@@ -182,7 +184,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--checksum",
+        choices=["default", "crc32", "xxh3"],
+        default="default",
+        help="payload checksum (default: xxh3 where xxhash is installed, else crc32)",
+    )
     args = parser.parse_args()
+    from dfl.transport.wire import DEFAULT_CHECKSUM, Checksum
+
+    checksum = {"default": DEFAULT_CHECKSUM, "crc32": Checksum.CRC32, "xxh3": Checksum.XXH3}[
+        args.checksum
+    ]
+    print(f"payload checksum: {Checksum(checksum).name}")
     print(
         f"{NODES} nodes, all-to-all, one round, best of {args.repeats}; "
         "ratio = raw_s / transport_s (1.0 = raw socket throughput)"
@@ -194,8 +208,8 @@ def main() -> None:
     for size in args.sizes_mb:
         nbytes = size * 1_000_000
         raw = in_processes(_raw_node, nbytes, args.repeats)
-        tcp = in_processes(_tcp_node, nbytes, args.repeats)
-        loop = loopback_round(nbytes, args.repeats)
+        tcp = in_processes(_tcp_node, nbytes, args.repeats, int(checksum))
+        loop = loopback_round(nbytes, args.repeats, int(checksum))
         print(
             f"{size:>5}MB {raw:>8.4f} {tcp:>8.4f} {loop:>11.4f} {raw / tcp:>8.2f} "
             f"{raw / loop:>13.2f}",

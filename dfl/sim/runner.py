@@ -30,6 +30,7 @@ from dfl.sim.experiment import (
 )
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
+from dfl.transport.wire import header_nbytes
 
 
 @dataclasses.dataclass
@@ -162,7 +163,9 @@ def simulate(
 
     one_node = jax.tree.map(lambda x: x[0], state)
     batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
-    message_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
+    # What a transport carries per message and recipient: the payload plus frame headers.
+    payload_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
+    message_bytes = payload_bytes + header_nbytes(payload_bytes, cfg.transport.chunk_bytes)
 
     writer = MetricsWriter(workdir) if workdir is not None else None
     if workdir is not None:

@@ -54,7 +54,7 @@ def test_compressed_bytes_are_the_encoded_size():
     result = run(["algorithm=dsgd_ef", "compression=top_k", "compression.fraction=0.1"])
     # logreg on digits: kernel 640 entries → 64 float32 values + 64 uint16 indices;
     # bias 10 entries → 1 float32 value + 1 uint8 index. Two ring neighbours per round.
-    per_message = 64 * 4 + 64 * 2 + 1 * 4 + 1 * 1
+    per_message = 64 * 4 + 64 * 2 + 1 * 4 + 1 * 1 + 96  # + one 96-byte frame header
     assert [r["bytes_sent_per_node"] for r in result.records] == [
         2 * 2 * per_message,
         4 * 2 * per_message,

@@ -11,6 +11,7 @@ from dfl.sim.experiment import build_experiment, init_node_state, init_state
 from dfl.sim.runner import simulate
 from tests.conftest import compose_config
 
+HEADER = 96  # bytes of one wire frame header (dfl.transport.wire)
 TINY = ["data=digits", "model=logreg", "topology.n=4", "rounds=4", "eval_every=2"]
 
 
@@ -22,13 +23,13 @@ def run(overrides, **kw):
 def test_bytes_sent_counts_dense_params_per_out_neighbour():
     result = run(["topology=ring"])
     params = 64 * 10 + 10  # logreg on digits: 8·8 inputs, 10 classes
-    per_round = params * 4 * 2  # float32, two ring neighbours
+    per_round = (params * 4 + HEADER) * 2  # float32 + one frame header, two ring neighbours
     assert [r["bytes_sent_per_node"] for r in result.records] == [2 * per_round, 4 * per_round]
 
 
 def test_complete_graph_sends_to_everyone():
     result = run(["topology=complete", "mixing=uniform"])
-    assert result.records[-1]["bytes_sent_per_node"] == 4 * (650 * 4) * 3
+    assert result.records[-1]["bytes_sent_per_node"] == 4 * (650 * 4 + HEADER) * 3
 
 
 def test_identity_gossip_sends_nothing_and_keeps_nodes_apart():

@@ -1,0 +1,312 @@
+"""``python -m dfl.launch +experiment=NAME transport=loopback|tcp [overrides]``: run a deployment.
+
+* ``transport=loopback``: all ``topology.n`` nodes in this process, one thread
+  each, messages as bytes over queues (with ``transport.faults.*``).
+* ``transport=tcp``: one ``python -m dfl.node`` process per node on this host,
+  talking tcp over 127.0.0.1 (free ports unless ``transport.base_port`` or
+  ``transport.addresses`` say otherwise).
+
+The run directory (Hydra's output directory) gets ``nodes/node_<i>/`` (each
+node's ``metrics.jsonl``, ``params/``, ``node.log``, checkpoints), and the
+combined ``metrics.jsonl``/``metrics.csv`` with the simulation's keys, computed
+from the nodes' parameters at every evaluation round, plus ``deployment.json``
+(per-node counters, fault statistics). Ctrl-C or a failing node stops every
+node this launcher started (by PID; nothing else is touched).
+
+With tcp, ``transport.faults.crash_node=I crash_round=R restart_after_s=S``
+SIGKILLs node I once it reaches round R and restarts it S seconds later with
+``+resume`` from its last checkpoint (needs ``checkpoint.every``); it rejoins
+at its neighbours' current round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from dfl.cli import instantiate_optimizer, to_config, user_errors
+from dfl.config.schema import Config
+from dfl.config.store import conf_dir, register
+
+register()
+log = logging.getLogger("dfl.launch")
+
+MANAGED_KEYS = (
+    "node.id",
+    "node.workdir",
+    "hydra.run.dir",
+    "transport.addresses",
+    "transport.run_id",
+    "transport.name",
+    "transport",
+    "resume",
+    "hydra.output_subdir",
+)
+"""Overrides the launcher sets per child (the user's values for them are replaced)."""
+
+
+@dataclasses.dataclass
+class Child:
+    """One node process."""
+
+    node: int
+    args: list[str]
+    workdir: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+
+    def start(self, env: dict[str, str], extra: Sequence[str] = ()) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.workdir / "node.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*self.args, *extra],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children
+        )
+        log_file.close()
+
+    def progress(self) -> int:
+        try:
+            return int(json.loads((self.workdir / "progress.json").read_text())["round"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+
+
+def _filtered(overrides: Sequence[str]) -> list[str]:
+    def key(o: str) -> str:
+        return o.split("=", 1)[0].lstrip("+~")
+
+    return [o for o in overrides if key(o) not in MANAGED_KEYS]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of node processes: this one, with dfl importable."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def launch_processes(
+    cfg: Config,
+    overrides: Sequence[str],
+    workdir: str | Path,
+    *,
+    optimizer: Any = None,
+    progress: bool = True,
+    timeout_s: float | None = None,
+) -> list[dict[str, Any]]:
+    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process over tcp.
+
+    Args:
+      cfg: the run's config.
+      overrides: the Hydra overrides that produced ``cfg`` (passed on to nodes).
+      workdir: the run directory.
+      optimizer: the optimizer (only to rebuild the model for scoring; any works).
+      progress: show a progress bar.
+      timeout_s: stop everything after this long (``None``: no limit).
+
+    Returns:
+      The combined metrics records (also written to ``workdir``).
+
+    Raises:
+      RuntimeError: if a node fails (every other node is stopped first).
+    """
+    import optax
+
+    from dfl.checkpoint import checkpoint_dir
+    from dfl.metrics import MetricsWriter, read_jsonl
+    from dfl.metrics.display import round_progress
+    from dfl.node.collect import combine_files, node_dir, write_metadata, write_summary
+    from dfl.node.program import build_program
+    from dfl.node.setup import run_id
+    from dfl.sim.experiment import build_experiment
+    from dfl.transport.tcp import addresses_from, free_ports
+
+    workdir = Path(workdir).resolve()
+    n = cfg.topology.n
+    t = cfg.transport
+    if t.addresses or t.base_port > 0:
+        addresses = [
+            f"{h}:{p}"
+            for h, p in addresses_from(n, addresses=t.addresses, host=t.host, base_port=t.base_port)
+        ]
+    else:
+        addresses = [f"{t.host}:{p}" for p in free_ports(n, t.host)]
+    rid = run_id(cfg)
+    common = [
+        *_filtered(overrides),
+        "transport.name=tcp",
+        "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
+        f"transport.run_id={rid}",
+    ]
+    if cfg.resume:
+        common.append(f"+resume={cfg.resume}")
+    children = []
+    for i in range(n):
+        d = node_dir(workdir, i)
+        args = [
+            sys.executable,
+            "-m",
+            "dfl.node",
+            *common,
+            f"node.id={i}",
+            f"node.workdir={d}",
+            f"hydra.run.dir={d}",
+        ]
+        children.append(Child(i, args, d))
+    env = child_env()
+    faults = t.faults
+    crash = children[faults.crash_node] if 0 <= faults.crash_node < n else None
+    killed: set[int] = set()  # nodes killed by the crash fault and not (yet) restarted
+    restart_at: float | None = None
+    start = time.monotonic()
+    for c in children:
+        c.start(env)
+    log.info(
+        "started %d node processes (pids %s), run dir %s",
+        n,
+        [c.proc.pid for c in children if c.proc],
+        workdir,
+    )
+    try:
+        with round_progress(enabled=progress) as bar:
+            task = bar.add_task("nodes", total=cfg.rounds, loss="-", acc="-")
+            while True:
+                codes = {
+                    c.node: c.proc.poll()
+                    for c in children
+                    if c.proc is not None and c.node not in killed
+                }
+                failed = {i: code for i, code in codes.items() if code not in (None, 0)}
+                if failed:
+                    raise RuntimeError(
+                        f"node(s) {sorted(failed)} exited with {failed}; see "
+                        + ", ".join(str(node_dir(workdir, i) / "node.log") for i in failed)
+                    )
+                if (
+                    crash is not None
+                    and crash.restarts == 0
+                    and crash.node not in killed
+                    and codes.get(crash.node) is None
+                    and crash.progress() >= faults.crash_round
+                ):
+                    log.warning("SIGKILL node %d at round %d", crash.node, crash.progress())
+                    crash.signal(signal.SIGKILL)
+                    crash.proc.wait()
+                    killed.add(crash.node)
+                    if faults.restart_after_s >= 0:
+                        restart_at = time.monotonic() + faults.restart_after_s
+                if crash is not None and restart_at is not None and time.monotonic() >= restart_at:
+                    restart_at = None
+                    crash.restarts += 1
+                    killed.discard(crash.node)
+                    ckpt = checkpoint_dir(cfg, crash.workdir, crash.node)
+                    crash.args = [a for a in crash.args if not a.startswith("+resume=")]
+                    log.warning("restarting node %d from %s", crash.node, ckpt)
+                    crash.start(env, [f"+resume={ckpt}"])
+                    continue
+                if restart_at is None and all(code == 0 for code in codes.values()):
+                    break
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    raise RuntimeError(f"deployment did not finish within {timeout_s}s")
+                bar.update(task, completed=min(c.progress() for c in children))
+                time.sleep(0.2)
+            bar.update(task, completed=cfg.rounds)
+    except BaseException:
+        stop_children(children)
+        raise
+    exp = build_experiment(cfg, optimizer if optimizer is not None else optax.sgd(0.0))
+    program = build_program(exp)
+    records = combine_files(exp, workdir, program.params(program.init(0)))
+    write_metadata(workdir, exp, program.spec, rid)
+    with MetricsWriter(workdir) as writer:
+        for r in records:
+            writer.write(r)
+    last = {}
+    for c in children:
+        path = c.workdir / "metrics.jsonl"
+        recs = read_jsonl(path) if path.exists() else []
+        last[c.node] = recs[-1] if recs else None
+    write_summary(
+        workdir,
+        {
+            "nodes": last,
+            "restarts": {c.node: c.restarts for c in children},
+            "addresses": addresses,
+            "run_id": rid,
+        },
+    )
+    return records
+
+
+def stop_children(children: Sequence[Child], grace_s: float = 10.0) -> None:
+    """SIGTERM every child still running, then SIGKILL those alive after ``grace_s``."""
+    for c in children:
+        c.signal(signal.SIGTERM)
+    end = time.monotonic() + grace_s
+    for c in children:
+        if c.proc is None:
+            continue
+        try:
+            c.proc.wait(max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.signal(signal.SIGKILL)
+            c.proc.wait()
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Runs the deployment and prints its summary table."""
+    from rich.console import Console
+
+    from dfl.metrics.display import summary_table
+    from dfl.node.deploy import run_in_process
+
+    config = to_config(cfg)
+    workdir = Path(HydraConfig.get().runtime.output_dir)
+    (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    def run() -> list[dict[str, Any]]:
+        if config.transport.name == "loopback":
+            optimizer = instantiate_optimizer(cfg)
+            return run_in_process(config, optimizer, workdir=workdir, progress=True).records
+        if config.transport.name == "tcp":
+            overrides = list(HydraConfig.get().overrides.task)
+            return launch_processes(
+                config, overrides, workdir, optimizer=instantiate_optimizer(cfg)
+            )
+        raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
+
+    records = user_errors(run)
+    Console().print(
+        summary_table(
+            records, title=f"dfl deployment: {config.algorithm.name} over {config.transport.name}"
+        )
+    )
+    print(f"outputs: {workdir}")
+
+
+if __name__ == "__main__":
+    main()

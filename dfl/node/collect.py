@@ -1,0 +1,146 @@
+"""Combine per-node records and parameters into the simulation's metrics records.
+
+At every evaluation round the launcher stacks the nodes' evaluated parameters
+and scores them exactly as the simulation does (:func:`dfl.sim.evaluate.make_evaluate`):
+per-node accuracy (mean/min/max), the node-averaged model's accuracy and the
+consensus distance. Counters are combined over nodes: ``bytes_sent_per_node``
+is the mean (as in the simulation), the message counts are sums.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfl.metrics import read_jsonl
+from dfl.node.runner import load_params, params_path
+from dfl.sim.evaluate import make_evaluate
+from dfl.sim.experiment import Experiment
+
+SUMMED = (
+    "messages_sent",
+    "messages_received",
+    "messages_missing",
+    "messages_rejected",
+    "messages_late",
+    "messages_reused",
+    "rounds_skipped",
+    "dp_dropped_examples",
+)
+"""Node counters that the combined record sums over nodes."""
+
+
+def node_dir(workdir: str | Path, node: int) -> Path:
+    """Where node ``node`` of a launched run writes (``<run>/nodes/node_<id>``)."""
+    return Path(workdir) / "nodes" / f"node_{node}"
+
+
+def make_scorer(exp: Experiment):
+    """``score(stacked_params) -> dict`` of the simulation's evaluation metrics (jitted)."""
+    identity = dataclasses.replace(exp.algorithm, params=lambda p: p)
+    evaluate = jax.jit(make_evaluate(identity, exp.model))
+    fed = exp.federated
+
+    def score(stacked: Any) -> dict[str, float]:
+        out = evaluate(stacked, fed.test_x, fed.test_y)
+        return {k: float(v) for k, v in out.items() if k != "accuracy"}
+
+    return score
+
+
+def combine_round(
+    score, round_: int, records: Sequence[Mapping[str, Any]], params: Sequence[Any]
+) -> dict[str, Any]:
+    """One combined record from the nodes' records and parameters of ``round_``."""
+    stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
+    sent = np.asarray([r["bytes_sent_per_node"] for r in records], dtype=np.float64)
+    loss = np.asarray([r["train_loss"] for r in records], dtype=np.float64)
+    record: dict[str, Any] = {
+        "round": round_,
+        "wall_time": max(r["wall_time"] for r in records),
+        "compile_time": max(r.get("compile_time", 0.0) for r in records),
+        "train_loss": float(loss.mean()),
+        **score(stacked),
+        "bytes_sent_per_node": float(sent.mean()),
+        "bytes_sent_per_node_min": float(sent.min()),
+        "bytes_sent_per_node_max": float(sent.max()),
+        "train_loss_min": float(loss.min()),
+        "train_loss_max": float(loss.max()),
+        "nodes_reporting": len(records),
+    }
+    for key in SUMMED:
+        record[key] = int(sum(r.get(key, 0) for r in records))
+    if all("epsilon" in r for r in records):
+        by_node = sorted(records, key=lambda r: r["node"])
+        record["epsilon_per_node"] = [r["epsilon"] for r in by_node]
+        record["epsilon"] = max(record["epsilon_per_node"])
+        record["delta"] = records[0]["delta"]
+    else:
+        del record["dp_dropped_examples"]
+    return record
+
+
+def latest_by_round(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Round → the last record written for it (a resumed node may repeat rounds)."""
+    return {int(r["round"]): dict(r) for r in records}
+
+
+def combine_files(exp: Experiment, workdir: str | Path, like_params: Any) -> list[dict]:
+    """The combined records of a launched run from its nodes' files.
+
+    Args:
+      exp: the run's experiment.
+      workdir: the launcher's run directory (nodes under ``nodes/node_<id>``).
+      like_params: one node's parameters (the structure of the ``.npz`` files).
+
+    Returns:
+      One record per evaluation round some node reported, over the nodes that
+      reported it (``nodes_reporting``).
+    """
+    per_node: list[dict[int, dict]] = []
+    for i in range(exp.n):
+        path = node_dir(workdir, i) / "metrics.jsonl"
+        per_node.append(latest_by_round(read_jsonl(path)) if path.exists() else {})
+    rounds = sorted({r for recs in per_node for r in recs})
+    score = make_scorer(exp)
+    out = []
+    for r in rounds:
+        records, params = [], []
+        for i, recs in enumerate(per_node):
+            p = params_path(node_dir(workdir, i), r)
+            if r in recs and p.exists():
+                records.append(recs[r])
+                params.append(load_params(p, like_params))
+        if records:
+            out.append(combine_round(score, r, records, params))
+    return out
+
+
+def write_metadata(workdir: str | Path, exp: Experiment, spec: Any, run_id: str) -> None:
+    """Writes ``metadata.json`` (as the simulation does) with the deployment's facts."""
+    from dfl.metrics import run_metadata
+    from dfl.transport.wire import header_nbytes
+
+    cfg = exp.config
+    meta = run_metadata(
+        cfg.seed,
+        nodes=exp.n,
+        message_bytes=spec.nbytes + header_nbytes(spec.nbytes, cfg.transport.chunk_bytes),
+        payload_bytes=spec.nbytes,
+        node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
+        transport=cfg.transport.name,
+        run_id=run_id,
+    )
+    Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
+
+
+def write_summary(workdir: str | Path, summary: Mapping[str, Any]) -> None:
+    """Writes ``deployment.json`` (counters and fault statistics) into the run directory."""
+    Path(workdir, "deployment.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,37 @@
+"""The run id nodes agree on, from the config."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from dfl.config.schema import Config
+
+RUN_ID_FIELDS = (
+    "seed",
+    "rounds",
+    "topology",
+    "mixing",
+    "algorithm",
+    "model",
+    "data",
+    "optimizer",
+    "compression",
+    "privacy",
+)
+"""Config fields that define a run: nodes with different values refuse each other."""
+
+
+def run_id(cfg: Config) -> str:
+    """``transport.run_id``, or a digest of the fields that define the run."""
+    if cfg.transport.run_id:
+        return cfg.transport.run_id
+    fields = {}
+    for name in RUN_ID_FIELDS:
+        value = getattr(cfg, name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        fields[name] = value
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return "cfg-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

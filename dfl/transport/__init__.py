@@ -1,0 +1,58 @@
+"""Transports: the only I/O between deployed nodes (loopback and tcp) and their wire format.
+
+* :mod:`dfl.transport.wire`: frames, headers, checksums, :class:`WireSpec`,
+  :func:`message_nbytes` (the exact bytes of one message on the wire).
+* :mod:`dfl.transport.inbox`: validation and reassembly of incoming frames.
+* :mod:`dfl.transport.faults`: reproducible fault injection.
+* :mod:`dfl.transport.loopback`, :mod:`dfl.transport.tcp`: the backends.
+
+Transports import no algorithm: they move validated bytes.
+"""
+
+from dfl.transport.base import FramedTransport, SendStats, Transport
+from dfl.transport.faults import FaultInjector, FaultStats, straggler_delay
+from dfl.transport.inbox import Inbox, Received, Rejection, TransportClosedError
+from dfl.transport.loopback import LoopbackNetwork, LoopbackTransport
+from dfl.transport.wire import (
+    DEFAULT_CHECKSUM,
+    DEFAULT_CHUNK_BYTES,
+    HEADER_NBYTES,
+    Checksum,
+    Kind,
+    Payload,
+    WireError,
+    WireSpec,
+    encode_payload,
+    header_nbytes,
+    message_nbytes,
+    parse_header,
+    run_digest,
+)
+
+__all__ = [
+    "DEFAULT_CHECKSUM",
+    "DEFAULT_CHUNK_BYTES",
+    "HEADER_NBYTES",
+    "Checksum",
+    "FaultInjector",
+    "FaultStats",
+    "FramedTransport",
+    "Inbox",
+    "Kind",
+    "LoopbackNetwork",
+    "LoopbackTransport",
+    "Payload",
+    "Received",
+    "Rejection",
+    "SendStats",
+    "Transport",
+    "TransportClosedError",
+    "WireError",
+    "WireSpec",
+    "encode_payload",
+    "header_nbytes",
+    "message_nbytes",
+    "parse_header",
+    "run_digest",
+    "straggler_delay",
+]

@@ -1,0 +1,205 @@
+"""The :class:`Transport` protocol and the framing logic every backend shares.
+
+A transport moves validated bytes between nodes and knows nothing of
+algorithms: the node runner hands it a :class:`~dfl.transport.wire.Payload`
+(an encoded pytree) per out-neighbour and asks, per round, for what its
+in-neighbours sent. Backends only implement how frames travel
+(:meth:`FramedTransport._transmit`, and for loopback how they are pumped into
+the inbox); headers, chunking, fault injection, validation and reassembly live
+here, in :mod:`dfl.transport.wire` and in :mod:`dfl.transport.inbox`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import threading
+from collections.abc import Callable, Collection, Sequence
+from typing import Protocol, runtime_checkable
+
+from dfl.transport.faults import Delayer, FaultInjector, FrameParts
+from dfl.transport.inbox import Inbox, Received
+from dfl.transport.wire import Kind, Payload, WireSpec, run_digest
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What a node runner needs from a network.
+
+    Attributes:
+      node_id: this node's id.
+      num_nodes: nodes of the run.
+    """
+
+    node_id: int
+    num_nodes: int
+
+    def expect(self, kind: int, spec: WireSpec) -> None:
+        """Accept messages of ``kind`` laid out as ``spec``; others are rejected."""
+        ...
+
+    def send(self, peer: int, round: int, kind: int, payload: Payload) -> int:
+        """Sends ``payload`` to ``peer``; returns the bytes put on the wire (headers included).
+
+        Never blocks on the peer: an unreachable peer loses the message (its
+        receiver applies its missing-message rule).
+        """
+        ...
+
+    def receive(
+        self,
+        round: int,
+        expected_peers: Collection[int],
+        deadline: float,
+        *,
+        kind: int = ...,
+        until: float | None = ...,
+        extend: float = ...,
+        dependents: Collection[int] = ...,
+    ) -> Received:
+        """Waits until every expected peer's message of ``round`` arrived or was
+        rejected, or until ``deadline`` (a ``time.monotonic()`` value).
+
+        See :meth:`dfl.transport.inbox.Inbox.collect` for ``until`` (return
+        early to send a ``WAITING`` notice), ``extend`` (more time for a peer
+        that says it is waiting itself) and ``dependents`` (peers that mix this
+        node's messages: one seen two rounds ahead gave up on this node).
+        """
+        ...
+
+    def latest_round(self) -> int | None:
+        """The highest round any peer has sent this node a frame for."""
+        ...
+
+    def close(self) -> None:
+        """Flushes what is being sent and releases every resource."""
+        ...
+
+
+@dataclasses.dataclass
+class SendStats:
+    """Bytes and frames a node put on the wire (cumulative; headers included)."""
+
+    messages: int = 0
+    frames: int = 0
+    bytes: int = 0
+
+
+class FramedTransport(abc.ABC):
+    """A transport over frames: headers, faults and inbox shared by every backend.
+
+    Args:
+      node_id: this node.
+      num_nodes: nodes of the run.
+      run_id: the run's id (every frame carries its digest).
+      max_rounds_ahead: see :class:`~dfl.transport.inbox.Inbox`.
+      max_message_bytes: see :class:`~dfl.transport.inbox.Inbox`.
+      faults: a fault injector applied to every sent message, or ``None``.
+    """
+
+    def __init__(
+        self,
+        node_id: int,
+        num_nodes: int,
+        *,
+        run_id: str,
+        max_rounds_ahead: int = 1024,
+        max_message_bytes: int = 1 << 31,
+        faults: FaultInjector | None = None,
+    ):
+        if not 0 <= node_id < num_nodes:
+            raise ValueError(f"node id must lie in [0, {num_nodes}), found {node_id}")
+        self.node_id = node_id
+        self.num_nodes = num_nodes
+        self.run_id = run_id
+        self.run = run_digest(run_id)
+        self.inbox = Inbox(
+            node_id,
+            num_nodes,
+            self.run,
+            max_rounds_ahead=max_rounds_ahead,
+            max_message_bytes=max_message_bytes,
+        )
+        self.faults = faults if faults is not None and faults.active else None
+        self.sent = SendStats()
+        self._delayer: Delayer | None = None
+        self._delayer_lock = threading.Lock()
+
+    def expect(self, kind: int, spec: WireSpec) -> None:
+        """Accept messages of ``kind`` laid out as ``spec``."""
+        self.inbox.expect(kind, spec)
+
+    def send(self, peer: int, round: int, kind: int, payload: Payload) -> int:
+        """Frames ``payload`` for ``peer`` and hands it to the backend (after faults)."""
+        if not 0 <= peer < self.num_nodes or peer == self.node_id:
+            raise ValueError(f"node {self.node_id} cannot send to node {peer}")
+        frames = payload.frames(
+            run=self.run, sender=self.node_id, recipient=peer, round=round, kind=kind
+        )
+        self.sent.messages += 1
+        self.sent.frames += len(frames)
+        self.sent.bytes += payload.wire_nbytes
+        if self.faults is None:
+            self._transmit(peer, frames)
+            return payload.wire_nbytes
+        now: list[FrameParts] = []
+        for delay, frame in self.faults.plan(self.node_id, peer, round, kind, frames):
+            if delay <= 0:
+                now.append(frame)
+            else:
+                self._delay(delay, lambda f=frame: self._transmit(peer, [f]))
+        if now:
+            self._transmit(peer, now)
+        return payload.wire_nbytes
+
+    def _delay(self, delay: float, fn: Callable[[], None]) -> None:
+        with self._delayer_lock:
+            if self._delayer is None:
+                self._delayer = Delayer(f"dfl-delayer-{self.node_id}")
+        self._delayer.schedule(delay, fn)
+
+    @abc.abstractmethod
+    def _transmit(self, peer: int, frames: Sequence[FrameParts]) -> None:
+        """Puts ``frames`` (each a list of byte buffers) on the way to ``peer``."""
+
+    def _pump(self, timeout: float) -> bool:
+        """Loopback-style backends feed the inbox here; ``False``: others feed it."""
+        del timeout
+        return False
+
+    def receive(
+        self,
+        round: int,
+        expected_peers: Collection[int],
+        deadline: float,
+        *,
+        kind: int = Kind.WIRE,
+        until: float | None = None,
+        extend: float = 0.0,
+        dependents: Collection[int] = (),
+    ) -> Received:
+        """See :meth:`Transport.receive`."""
+        pump = self._pump if self._pumps else None
+        return self.inbox.collect(
+            round,
+            kind,
+            expected_peers,
+            deadline,
+            until=until,
+            extend=extend,
+            dependents=dependents,
+            pump=pump,
+        )
+
+    _pumps = False
+
+    def latest_round(self) -> int | None:
+        """See :meth:`Transport.latest_round`."""
+        return self.inbox.latest_round()
+
+    def close(self, *, drain: bool = True) -> None:
+        """Delivers delayed frames (``drain``; else drops them), wakes any waiting receive."""
+        with self._delayer_lock:
+            if self._delayer is not None:
+                self._delayer.close(drain=drain)
+        self.inbox.close()

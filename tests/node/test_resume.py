@@ -1,0 +1,40 @@
+"""A run stopped at round k and resumed ends exactly where a straight run ends."""
+
+from __future__ import annotations
+
+import shutil
+
+from dfl.metrics import read_jsonl
+from dfl.node import run_loopback
+from dfl.sim.runner import simulate
+from tests.node.common import assert_equal, compose_config, node_params, replace
+
+
+def test_simulation_resumes_exactly(tmp_path):
+    cfg, opt = compose_config("checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
+    straight = simulate(cfg, opt)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["10", "20"]
+    shutil.rmtree(tmp_path / "ck" / "20")  # as if stopped after round 10
+    resumed = simulate(replace(cfg, resume=str(tmp_path / "ck")), opt, workdir=tmp_path / "run")
+    assert_equal(resumed.state, straight.state)
+    assert [r["round"] for r in resumed.records] == [20]
+    for key in ("test_accuracy_mean", "consensus_distance", "bytes_sent_per_node"):
+        assert resumed.records[-1][key] == straight.records[-1][key]
+
+
+def test_deployment_resumes_exactly(tiny, tmp_path):
+    cfg, program, baseline = tiny
+    cfg = replace(cfg, **{"checkpoint.every": 3})
+    stopped = run_loopback(cfg, program=program, workdir=tmp_path, stop_round=5)
+    assert {r["round"] for r in stopped.records} == {5}
+    resumed = run_loopback(replace(cfg, resume=str(tmp_path)), program=program, workdir=tmp_path)
+    for i in range(cfg.topology.n):
+        assert_equal(node_params(resumed, i), node_params(baseline, i))
+    records = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["round"] for r in records] == [5, 10]
+    expected = baseline.records[-1]
+    for key in ("test_accuracy_mean", "bytes_sent_per_node", "messages_missing"):
+        assert records[-1][key] == expected[key]
+    # Resumed from the checkpoint of round 3, not from scratch.
+    node_log = read_jsonl(tmp_path / "nodes" / "node_0" / "metrics.jsonl")
+    assert [r["round"] for r in node_log] == [5, 5, 10]

@@ -1,0 +1,152 @@
+"""Loopback transport and fault injection: delivery, deadlines, and reproducible faults."""
+
+from __future__ import annotations
+
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfl.config.deploy_schema import FaultConfig
+from dfl.transport import (
+    FaultInjector,
+    Kind,
+    LoopbackNetwork,
+    TransportClosedError,
+    WireSpec,
+    encode_payload,
+    message_nbytes,
+)
+from dfl.transport.wire import frame_bytes, run_digest
+
+TREE = {"w": jnp.arange(3000, dtype=jnp.float32).reshape(100, 30), "b": jnp.ones(7)}
+SPEC = WireSpec.from_tree(TREE)
+
+
+def endpoints(n=3, *, faults=None, chunk=1000):
+    net = LoopbackNetwork(n, run_id="t", faults=faults)
+    eps = [net.endpoint(i) for i in range(n)]
+    for e in eps:
+        e.expect(Kind.WIRE, SPEC)
+    return net, eps, encode_payload(SPEC, TREE, chunk_bytes=chunk)
+
+
+def soon(seconds=2.0):
+    return time.monotonic() + seconds
+
+
+def test_send_and_receive_chunked_messages():
+    _, (a, b, c), payload = endpoints()
+    assert a.send(1, 0, Kind.WIRE, payload) == message_nbytes(TREE, 1000)
+    c.send(1, 0, Kind.WIRE, payload)
+    got = b.receive(0, [0, 2], soon())
+    assert sorted(got.messages) == [0, 2] and got.missing == []
+    for leaves in got.messages.values():
+        np.testing.assert_array_equal(SPEC.unflatten(leaves)["w"], TREE["w"])
+    assert a.sent.bytes == message_nbytes(TREE, 1000) and a.sent.frames == len(payload.chunks)
+
+
+def test_deadline_bounds_the_wait_for_a_silent_peer():
+    _, (a, b, _), payload = endpoints()
+    a.send(1, 0, Kind.WIRE, payload)
+    start = time.monotonic()
+    got = b.receive(0, [0, 2], start + 0.3)
+    assert 0.25 <= time.monotonic() - start < 2.0
+    assert list(got.messages) == [0] and got.missing == [2]
+
+
+def test_future_rounds_wait_and_old_rounds_are_rejected():
+    _, (a, b, _), payload = endpoints()
+    a.send(1, 1, Kind.WIRE, payload)
+    assert b.receive(0, [0], soon(0.1)).missing == [0]
+    assert list(b.receive(1, [0], soon()).messages) == [0]
+    a.send(1, 0, Kind.WIRE, payload)
+    got = b.receive(2, [0], soon(0.1))
+    assert any("old round 0" in r.reason for r in got.rejections)
+
+
+def test_finished_peer_is_not_awaited():
+    _, (a, b, _), payload = endpoints()
+    a.send(1, 0, Kind.WIRE, payload)
+    a.send(1, 0, Kind.BYE, encode_payload(WireSpec.empty(), ()))
+    assert list(b.receive(0, [0], soon()).messages) == [0]
+    start = time.monotonic()
+    got = b.receive(1, [0], soon(5.0))
+    assert got.finished == [0] and time.monotonic() - start < 1.0
+
+
+def test_a_dependent_two_rounds_ahead_is_not_awaited():
+    _, (a, b, _), payload = endpoints()
+    a.send(1, 2, Kind.WIRE, payload)
+    start = time.monotonic()
+    got = b.receive(0, [0], soon(5.0), dependents=[0])
+    assert got.missing == [0] and got.peer_rounds == {0: 2}
+    assert time.monotonic() - start < 1.0
+
+
+def test_close_wakes_a_waiting_receive_and_dead_peers_lose_messages():
+    net, (a, b, _), payload = endpoints()
+    b.close()
+    with pytest.raises(TransportClosedError):
+        b.receive(0, [0], soon())
+    a.send(1, 0, Kind.WIRE, payload)
+    assert net.undelivered == len(payload.chunks)
+
+
+def test_fault_plans_are_reproducible_and_counted():
+    cfg = FaultConfig(
+        seed=3, drop=0.3, duplicate=0.3, corrupt=0.3, reorder=0.3, delay=0.3, delay_s=0.01
+    )
+    frames = encode_payload(SPEC, TREE, chunk_bytes=1000).frames(
+        run=run_digest("t"), sender=0, recipient=1, round=5, kind=Kind.WIRE
+    )
+
+    def plan(injector, round_):
+        return [(d, frame_bytes(f)) for d, f in injector.plan(0, 1, round_, Kind.WIRE, frames)]
+
+    one, two = FaultInjector(cfg, 3), FaultInjector(cfg, 3)
+    for r in range(30):
+        assert plan(one, r) == plan(two, r)
+    assert one.stats == two.stats
+    assert min(one.stats.dropped, one.stats.duplicated, one.stats.corrupted) > 0
+    # Handshakes and end-of-run notices are never faulted.
+    assert len(one.plan(0, 1, 5, Kind.BYE, frames)) == len(frames)
+
+
+def test_partition_drops_only_across_groups_in_its_rounds():
+    cfg = FaultConfig(partition=[[0, 1], [2]], partition_rounds=[2, 4])
+    inj = FaultInjector(cfg, 4)
+    assert inj.partitioned(0, 2, 2) and inj.partitioned(3, 1, 3)  # node 3: its own group
+    assert not inj.partitioned(0, 1, 2) and not inj.partitioned(0, 2, 4)
+    with pytest.raises(ValueError, match="names node 9"):
+        FaultInjector(FaultConfig(partition=[[9]]), 4)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        FaultConfig(duplicate=1.0),
+        FaultConfig(reorder=1.0, reorder_window_s=0.05),
+        FaultConfig(delay=1.0, delay_s=0.05),
+    ],
+    ids=["duplicate", "reorder", "delay"],
+)
+def test_benign_faults_deliver_the_exact_message(faults):
+    _, (a, b, _), payload = endpoints(faults=faults, chunk=500)
+    for r in range(3):
+        a.send(1, r, Kind.WIRE, payload)
+        got = b.receive(r, [0], soon())
+        assert got.rejections == [] and got.missing == []
+        np.testing.assert_array_equal(SPEC.unflatten(got.messages[0])["w"], TREE["w"])
+
+
+def test_drop_and_corrupt_are_missing_and_rejected_never_silent():
+    _, (a, b, _), payload = endpoints(faults=FaultConfig(corrupt=1.0), chunk=500)
+    a.send(1, 0, Kind.WIRE, payload)
+    got = b.receive(0, [0], soon(0.5))
+    assert got.missing == [0] and len(got.rejections) == 1
+    _, (a, b, _), payload = endpoints(faults=FaultConfig(drop=1.0), chunk=500)
+    a.send(1, 0, Kind.WIRE, payload)
+    assert b.receive(0, [0], soon(0.2)).missing == [0]
+    assert a.faults is not None and a.faults.stats.dropped == 1

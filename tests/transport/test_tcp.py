@@ -1,0 +1,108 @@
+"""The tcp transport on 127.0.0.1: chunked messages, bad peers, dead peers."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfl.transport import Kind, WireSpec, encode_payload, message_nbytes
+from dfl.transport.tcp import TcpTransport, addresses_from, free_ports, parse_address
+from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
+
+TREE = {"w": jnp.arange(50_000, dtype=jnp.float32).reshape(500, 100), "b": jnp.ones(7)}
+SPEC = WireSpec.from_tree(TREE)
+
+
+@pytest.fixture
+def nodes():
+    addresses = [("127.0.0.1", p) for p in free_ports(3)]
+    eps = [
+        TcpTransport(i, addresses, run_id="t", connect_timeout_s=5, chunk_bytes=40_000)
+        for i in range(3)
+    ]
+    for e in eps:
+        e.expect(Kind.WIRE, SPEC)
+    yield eps
+    for e in eps:
+        e.close()
+
+
+def test_chunked_round_trip_and_bytes(nodes):
+    a, b, c = nodes
+    payload = encode_payload(SPEC, TREE, chunk_bytes=40_000)
+    assert len(payload.chunks) == 6
+    for r in range(3):
+        assert a.send(1, r, Kind.WIRE, payload) == message_nbytes(TREE, 40_000)
+        c.send(1, r, Kind.WIRE, payload)
+        got = b.receive(r, [0, 2], time.monotonic() + 10)
+        assert got.missing == [] and got.rejections == []
+        np.testing.assert_array_equal(SPEC.unflatten(got.messages[2])["w"], TREE["w"])
+
+
+def hello(sender, recipient, run="t"):
+    return Header(
+        FORMAT_VERSION,
+        Kind.HELLO,
+        0,
+        sender,
+        recipient,
+        0,
+        run_digest(run),
+        b"\0" * 16,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+    ).pack()
+
+
+def hung_up(s: socket.socket) -> bool:
+    s.settimeout(5)
+    try:
+        return s.recv(10) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_garbage_closes_only_that_connection(nodes):
+    a, b, _ = nodes
+    with socket.create_connection(b.addresses[1]) as s:
+        s.sendall(hello(0, 1) + b"\x00" * 200)
+        assert hung_up(s)
+    with socket.create_connection(b.addresses[1]) as s:
+        s.sendall(hello(0, 1, run="other"))
+        assert hung_up(s)
+    payload = encode_payload(SPEC, TREE, chunk_bytes=40_000)
+    a.send(1, 0, Kind.WIRE, payload)
+    got = b.receive(0, [0], time.monotonic() + 10)
+    assert list(got.messages) == [0]
+    reasons = " ".join(r.reason for r in got.rejections)
+    assert "bad magic" in reasons and "wrong run id" in reasons
+
+
+def test_dead_peer_loses_messages_without_blocking():
+    addresses = [("127.0.0.1", p) for p in free_ports(2)]
+    a = TcpTransport(0, addresses, run_id="t", connect_timeout_s=0.3)
+    a.expect(Kind.WIRE, SPEC)
+    start = time.monotonic()
+    a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
+    assert time.monotonic() - start < 0.2  # queued, not blocking
+    got = a.receive(0, [1], time.monotonic() + 0.5)
+    assert got.missing == [1]
+    a.close()
+    assert a.undelivered == 1
+
+
+def test_addresses():
+    assert parse_address("10.0.0.1:80") == ("10.0.0.1", 80)
+    assert addresses_from(2, base_port=100) == [("127.0.0.1", 100), ("127.0.0.1", 101)]
+    with pytest.raises(ValueError, match="lists 1 nodes"):
+        addresses_from(2, addresses=["h:1"])
+    with pytest.raises(ValueError, match="host:port"):
+        parse_address("nope")
