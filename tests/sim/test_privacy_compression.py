@@ -20,8 +20,15 @@ def run(overrides):
 
 
 def test_epsilon_per_node_uses_each_nodes_rate_and_all_local_steps():
-    result = run(["privacy=dp_sgd", "data.partition=dirichlet", "data.alpha=0.5",
-                  "algorithm.local_steps=3", "data.batch_size=16"])
+    result = run(
+        [
+            "privacy=dp_sgd",
+            "data.partition=dirichlet",
+            "data.alpha=0.5",
+            "algorithm.local_steps=3",
+            "data.batch_size=16",
+        ]
+    )
     counts = np.asarray(result.experiment.federated.train.counts)
     assert len(set(counts.tolist())) > 1  # non-IID sizes: rates differ
     for record in result.records:
@@ -42,8 +49,10 @@ def test_target_epsilon_is_met_by_the_worst_node():
 
 
 def test_message_noise_changes_the_run_reproducibly():
-    plain, noisy, again = run([]), run(["privacy.message_noise=0.05"]), run(
-        ["privacy.message_noise=0.05"]
+    plain, noisy, again = (
+        run([]),
+        run(["privacy.message_noise=0.05"]),
+        run(["privacy.message_noise=0.05"]),
     )
     a, b, c = (jax.tree.leaves(r.state)[0] for r in (plain, noisy, again))
     assert not np.allclose(a, b)
