@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,24 @@ def test_config_mistake_is_a_message_not_a_traceback(tmp_path):
     assert out.returncode == 2
     assert "dfl: error:" in out.stderr and "fedavg" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_configs_are_found_in_the_installed_wheel_layout(tmp_path, repo_root):
+    """A non-editable install puts conf/ inside the package (hatch force-include)."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(repo_root / "dfl", site / "dfl", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo_root / "conf", site / "dfl" / "conf")
+    out = subprocess.run(
+        [sys.executable, "-m", "dfl.train", "+experiment=ring_dsgd_digits", "--cfg", "job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rounds: 200" in out.stdout
+    pyproject = (repo_root / "pyproject.toml").read_text()
+    assert '"conf" = "dfl/conf"' in pyproject  # what puts it there in the wheel

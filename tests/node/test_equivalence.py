@@ -68,7 +68,9 @@ def cases() -> list:
             marks[case] = (*marks[case], pytest.mark.xfail(reason=CHAOTIC[case[:2]], strict=False))
     return [
         pytest.param(
-            *case, marks=marks[case], id="-".join([case[0], case[1], *(case[2] and ["dp"])])
+            *case,
+            marks=marks[case],
+            id="-".join([case[0], case[1], *(["dp"] if case[2] == DP else case[2])]),
         )
         for case in out
     ]
