@@ -81,11 +81,16 @@ class Child:
         )
         log_file.close()
 
-    def progress(self) -> int:
+    def status(self) -> dict[str, Any]:
+        """The node's last ``progress.json`` (``{}`` before its first round)."""
         try:
-            return int(json.loads((self.workdir / "progress.json").read_text())["round"])
-        except (OSError, ValueError, KeyError):
-            return 0
+            return json.loads((self.workdir / "progress.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def progress(self) -> int:
+        """Rounds the node has completed."""
+        return int(self.status().get("round", 0))
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -231,7 +236,13 @@ def launch_processes(
                     break
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
                     raise RuntimeError(f"deployment did not finish within {timeout_s}s")
-                bar.update(task, completed=min(c.progress() for c in children))
+                statuses = [c.status() for c in children]
+                losses = [st["loss"] for st in statuses if "loss" in st]
+                bar.update(
+                    task,
+                    completed=min(int(st.get("round", 0)) for st in statuses),
+                    loss=f"{sum(losses) / len(losses):.4f}" if losses else "-",
+                )
                 time.sleep(0.2)
             bar.update(task, completed=cfg.rounds)
     except BaseException:
