@@ -11,6 +11,8 @@ uses the key ``jax.random.fold_in(key, i)``, so the simulation
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -65,16 +67,34 @@ def sample_batches(
     Returns:
       ``(xb, yb)`` with ``xb`` ``[N, K, B, *feature_shape]`` and ``yb`` ``[N, K, B]``.
     """
+    return over_nodes(
+        sample_node_batches, key, node_data, batch_size=batch_size, local_steps=local_steps
+    )
+
+
+def over_nodes(
+    sample_node: Callable[..., Any],
+    key: jax.Array,
+    node_data: NodeData,
+    per_node: dict[str, jax.Array] | None = None,
+    **static: Any,
+) -> Any:
+    """Runs a one-node sampler for every node at once, node ``i`` with ``fold_in(key, i)``.
+
+    Args:
+      sample_node: ``sample_node(key_i, x_i, y_i, count_i, **per_node_i, **static)``.
+      key: the round's key.
+      node_data: stacked data with leading axis ``N``.
+      per_node: keyword arguments with a leading node axis (e.g. per-node rates).
+      **static: keyword arguments shared by every node.
+
+    Returns:
+      ``sample_node``'s output with a leading node axis (``jax.vmap``, no Python loop).
+    """
     num_nodes = node_data.counts.shape[0]
 
-    def one(i: jax.Array, x_i: jax.Array, y_i: jax.Array, c_i: jax.Array):
-        return sample_node_batches(
-            jax.random.fold_in(key, i),
-            x_i,
-            y_i,
-            c_i,
-            batch_size=batch_size,
-            local_steps=local_steps,
-        )
+    def one(i: jax.Array, x_i: jax.Array, y_i: jax.Array, c_i: jax.Array, extra: dict):
+        return sample_node(jax.random.fold_in(key, i), x_i, y_i, c_i, **extra, **static)
 
-    return jax.vmap(one)(jnp.arange(num_nodes, dtype=jnp.int32), *node_data)
+    nodes = jnp.arange(num_nodes, dtype=jnp.int32)
+    return jax.vmap(one)(nodes, *node_data, per_node or {})

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from dfl.data.batching import over_nodes
 from dfl.data.node_data import NodeData
 
 
@@ -187,20 +188,14 @@ def poisson_batches(
     Returns:
       :class:`MaskedBatches` with a leading node axis.
     """
-    n = node_data.counts.shape[0]
-
-    def one(i, x_i, y_i, c_i, q_i):
-        return poisson_node_batches(
-            jax.random.fold_in(key, i),
-            x_i,
-            y_i,
-            c_i,
-            rate=q_i,
-            max_batch=max_batch,
-            local_steps=local_steps,
-        )
-
-    return jax.vmap(one)(jnp.arange(n, dtype=jnp.int32), *node_data, jnp.asarray(rates))
+    return over_nodes(
+        poisson_node_batches,
+        key,
+        node_data,
+        {"rate": jnp.asarray(rates)},
+        max_batch=max_batch,
+        local_steps=local_steps,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "local_steps"))
@@ -208,16 +203,6 @@ def fixed_batches(
     key: jax.Array, node_data: NodeData, *, batch_size: int, local_steps: int
 ) -> MaskedBatches:
     """:func:`fixed_node_batches` for all nodes; node i uses ``fold_in(key, i)``."""
-    n = node_data.counts.shape[0]
-
-    def one(i, x_i, y_i, c_i):
-        return fixed_node_batches(
-            jax.random.fold_in(key, i),
-            x_i,
-            y_i,
-            c_i,
-            batch_size=batch_size,
-            local_steps=local_steps,
-        )
-
-    return jax.vmap(one)(jnp.arange(n, dtype=jnp.int32), *node_data)
+    return over_nodes(
+        fixed_node_batches, key, node_data, batch_size=batch_size, local_steps=local_steps
+    )
