@@ -68,7 +68,7 @@ def pick_mixer(exp: Experiment, kind: str):
     raise ValueError(f"sim.gossip={kind!r}; expected 'auto', 'dense' or 'identity'")
 
 
-def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array) -> dict[str, Any]:
+def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array | int) -> dict[str, Any]:
     """``epsilon`` (worst node), ``epsilon_per_node``, ``delta`` and the Poisson
     truncation count ``dp_dropped_examples`` after ``rounds`` rounds; ``{}`` without DP."""
     if exp.privacy is None:
@@ -78,7 +78,7 @@ def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array) -> dict[st
         "epsilon": max(eps),
         "epsilon_per_node": eps,
         "delta": exp.privacy.config.delta,
-        "dp_dropped_examples": int(dropped.sum()),
+        "dp_dropped_examples": int(dropped),
     }
 
 
@@ -156,10 +156,11 @@ def simulate(
 
     # Checkpoints (checkpoint.every) and resume=PATH: see dfl.checkpoint.
     saver, resume = checkpointers(cfg, Path(workdir) if workdir is not None else None, None)
-    first_round, resumed_bytes = 0, 0.0
+    first_round, resumed_bytes, resumed_dropped = 0, 0.0, 0
     if resume is not None:
         state, _, saved = resume.restore(state)
         first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
+        resumed_dropped = int(saved.get("dp_dropped_examples", 0))
 
     one_node = jax.tree.map(lambda x: x[0], state)
     batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
@@ -181,7 +182,7 @@ def simulate(
 
     records: list[dict[str, Any]] = []
     bytes_sent = resumed_bytes
-    dropped_total = jnp.zeros((exp.n,), jnp.int32)
+    dropped_total = jnp.asarray(resumed_dropped, jnp.int32)  # stays on device between evals
     show = cfg.sim.progress if progress is None else progress
     start = time.perf_counter()
     compiled = round_fn.lower(state, batches0, gossip(0)[0], exp.stream(ALGORITHM_STREAM, 0))
@@ -195,7 +196,7 @@ def simulate(
                 batches, dropped = batches0, dropped0
             else:
                 batches, dropped = sample(exp.stream(BATCH_STREAM, t), train)
-            dropped_total += dropped
+            dropped_total += dropped.sum()
             w, out_degree = gossip(t)
             state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
             bytes_sent += message_bytes * out_degree
@@ -222,7 +223,11 @@ def simulate(
                 )
             bar.advance(task)
             if saver is not None and saver.due(t + 1, cfg.rounds):
-                saved = {"round": t + 1, "bytes_sent_per_node": bytes_sent}
+                saved = {
+                    "round": t + 1,
+                    "bytes_sent_per_node": bytes_sent,
+                    "dp_dropped_examples": int(dropped_total),
+                }
                 saver.save(t + 1, state, meta=saved)
     for ckpt in (saver, resume):
         if ckpt is not None:
