@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
+from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.topology.schedule import MixingSchedule
 
 
@@ -34,17 +34,14 @@ class DenseMixer:
         self.schedule = schedule
         self.n = schedule.n
         self.block: Block = block
-        self._cache: dict[int, dict[str, jax.Array]] = {}
+        self._data = RoundData(
+            schedule.period,
+            lambda t: {"W": to_device(self.schedule.weights(t), weight_dtype())},
+        )
 
     def data(self, round: int) -> dict[str, jax.Array]:
         """The round's weights as data: ``{"W": [N, N]}``."""
-        key = int(round) % self.schedule.period if self.schedule.period else None
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        data = {"W": to_device(self.schedule.weights(round), weight_dtype())}
-        if key is not None:
-            self._cache[key] = data
-        return data
+        return self._data(round)
 
     def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
         """``Σ_j W_ij tree_j`` for every node ``i`` and every leaf (pure, jittable)."""

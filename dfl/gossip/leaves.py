@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -130,3 +130,24 @@ def mix_rows(x: jax.Array, mix: Callable[[jax.Array], jax.Array], block: Block) 
     full, rest = divmod(shape[axis], chunk)
     x = blocks(x, 0, chunk, full)
     return blocks(x, full * chunk, rest, 1) if rest else x
+
+
+class RoundData:
+    """A mixer's per-round data: every round of a period built up front, random ones per call.
+
+    Building a period eagerly checks every ``W`` of it when the mixer is made.
+
+    Args:
+      period: the schedule's period (``None`` for random schedules).
+      make: ``make(round) -> data`` for one round.
+    """
+
+    def __init__(self, period: int | None, make: Callable[[int], Any]):
+        self.period = period
+        self.make = make
+        self._cache = {t: make(t) for t in range(period or 0)}
+
+    def __call__(self, round: int) -> Any:
+        if self.period is None:
+            return self.make(int(round))
+        return self._cache[int(round) % self.period]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
+from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree
 from dfl.topology.schedule import MixingSchedule
 
@@ -62,10 +62,7 @@ class PermutationMixer:
         self.schedule = schedule
         self.n = schedule.n
         self.block: Block = block
-        self._cache: dict[int, dict[str, jax.Array]] = {}
-        if schedule.period is not None:
-            for t in range(schedule.period):
-                self._cache[t] = self._make(t)
+        self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
         a, b, p = one_peer_data(self.schedule.weights(round))
@@ -78,9 +75,7 @@ class PermutationMixer:
 
     def data(self, round: int) -> dict[str, jax.Array]:
         """The round's self weights, peer weights and peer indices."""
-        if self.schedule.period is not None:
-            return self._cache[int(round) % self.schedule.period]
-        return self._make(int(round))
+        return self._data(round)
 
     def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
         """``a_i x_i + b_i x_{p(i)}`` for every leaf (pure, jittable)."""

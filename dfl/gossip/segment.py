@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
+from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -64,10 +64,7 @@ class SegmentMixer:
                 int((np.abs(W) > ATOL).sum() - (np.abs(np.diag(W)) > ATOL).sum()) for W in mats
             )
         self.size = max(int(size), 1)
-        self._cache: dict[int, dict[str, jax.Array]] = {}
-        if mats is not None:
-            for t in range(len(mats)):
-                self._cache[t] = self._make(t)
+        self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
         a, src, dst, weight = edge_arrays(self.schedule.weights(round), self.size)
@@ -81,9 +78,7 @@ class SegmentMixer:
 
     def data(self, round: int) -> dict[str, jax.Array]:
         """The round's self weights and padded edge list."""
-        if self.schedule.period is not None:
-            return self._cache[int(round) % self.schedule.period]
-        return self._make(int(round))
+        return self._data(round)
 
     def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
         """``diag(W) x + Σ_e w_e x_src(e)`` summed into ``dst(e)`` (pure, jittable)."""

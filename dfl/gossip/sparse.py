@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
+from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -63,10 +63,7 @@ class SparseMixer:
                 )
             width = max(int(off_diagonal_in_degree(W).max(initial=0)) for W in mats)
         self.width = max(int(width), 1)
-        self._cache: dict[int, dict[str, jax.Array]] = {}
-        if mats is not None:
-            for t in range(len(mats)):
-                self._cache[t] = self._make(t)
+        self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
         a, index, weight = neighbour_lists(self.schedule.weights(round), self.width)
@@ -79,9 +76,7 @@ class SparseMixer:
 
     def data(self, round: int) -> dict[str, jax.Array]:
         """The round's self weights and padded neighbour lists."""
-        if self.schedule.period is not None:
-            return self._cache[int(round) % self.schedule.period]
-        return self._make(int(round))
+        return self._data(round)
 
     def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
         """``W_ii x_i + Σ_k w_ik x_{idx_ik}`` for every leaf (pure, jittable)."""
