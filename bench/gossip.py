@@ -35,8 +35,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+from sim_round import Loop  # bench/ is on the path when run as a script
 
 from dfl.algorithms import dsgd
 from dfl.config import MixingConfig, TopologyConfig
@@ -129,43 +129,6 @@ def bench_mixing(sizes: list[int], reps: int) -> list[dict]:
         }
         for (n, graph, form, block) in runs
     ]
-
-
-class Loop:
-    """A Python loop over nodes: one compiled per-node step, mix and combine."""
-
-    def __init__(self, algorithm, state, batches, schedule: MixingSchedule):
-        n = schedule.n
-        self.W = schedule.weights(0)
-        self.states = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(n)]
-        self.batches = [jax.tree.map(lambda x, i=i: x[i], batches) for i in range(n)]
-        self.step = jax.jit(algorithm.step)
-        self.combine = jax.jit(algorithm.combine)
-        self.mix = jax.jit(
-            lambda w, msgs: jax.tree.map(
-                lambda *xs: sum(wi * x for wi, x in zip(w, xs, strict=True)), *msgs
-            )
-        )
-        self.neighbours = [np.flatnonzero(self.W[i]) for i in range(n)]
-        self.weights = [
-            jnp.asarray(self.W[i, nbrs], jnp.float32) for i, nbrs in enumerate(self.neighbours)
-        ]
-        self.t = 0
-        self.run_once()
-
-    def run_once(self) -> float:
-        start = time.perf_counter()
-        wires = []
-        for i, (state, batch) in enumerate(zip(self.states, self.batches, strict=True)):
-            key = jax.random.fold_in(jax.random.key(self.t), i)
-            self.states[i], wire, _ = self.step(state, batch, key)
-            wires.append(wire)
-        for i, nbrs in enumerate(self.neighbours):
-            mixed = self.mix(self.weights[i], [wires[j] for j in nbrs])
-            self.states[i] = self.combine(self.states[i], mixed)
-        jax.block_until_ready(self.states)
-        self.t += 1
-        return time.perf_counter() - start
 
 
 class Runner:

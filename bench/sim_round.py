@@ -88,7 +88,7 @@ class Variant:
 
 
 class Loop:
-    """A Python loop over nodes: one compiled per-node step, one per-node combine."""
+    """A Python loop over nodes: one compiled per-node step, mix and combine."""
 
     def __init__(self, algorithm, state, batches, schedule):
         n = schedule.n
@@ -103,22 +103,24 @@ class Loop:
             )
         )
         self.neighbours = [np.flatnonzero(self.W[i]) for i in range(n)]
+        self.weights = [
+            jnp.asarray(self.W[i, nbrs], jnp.float32) for i, nbrs in enumerate(self.neighbours)
+        ]
+        self.t = 0
         self.run_once()
 
     def run_once(self) -> float:
         start = time.perf_counter()
-        n = len(self.states)
         wires = []
-        for i in range(n):
-            key = jax.random.fold_in(jax.random.key(0), i)
-            self.states[i], wire, _ = self.step(self.states[i], self.batches[i], key)
+        for i, (state, batch) in enumerate(zip(self.states, self.batches, strict=True)):
+            key = jax.random.fold_in(jax.random.key(self.t), i)
+            self.states[i], wire, _ = self.step(state, batch, key)
             wires.append(wire)
-        for i in range(n):
-            nbrs = self.neighbours[i]
-            w = jnp.asarray(self.W[i, nbrs], jnp.float32)
-            mixed = self.mix(w, [wires[j] for j in nbrs])
+        for i, nbrs in enumerate(self.neighbours):
+            mixed = self.mix(self.weights[i], [wires[j] for j in nbrs])
             self.states[i] = self.combine(self.states[i], mixed)
         jax.block_until_ready(self.states)
+        self.t += 1
         return time.perf_counter() - start
 
 
