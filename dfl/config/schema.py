@@ -41,8 +41,10 @@ class SimConfig:
     """Simulation-runner switches.
 
     Attributes:
-      gossip: ``auto`` picks the fastest exact mixing kernel; ``dense`` forces
-        the tensordot; ``identity`` skips the exchange (W = I: the floor that
+      gossip: ``auto`` picks the fastest exact mixing kernel; a kernel name
+        (``dense``, ``circulant``, ``permutation``, ``sparse``, ``segment``)
+        forces it (each is exact, they differ in cost and in the order floats
+        are summed); ``identity`` skips the exchange (W = I: the floor that
         benchmarks compare against; not a decentralized run).
       progress: show a progress bar.
       shard_nodes: split the node axis over all JAX devices (several GPUs, or

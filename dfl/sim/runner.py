@@ -16,7 +16,7 @@ import optax
 
 from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
-from dfl.gossip import DenseMixer, make_mixer
+from dfl.gossip import FORMS, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
 from dfl.metrics.display import round_progress, summary_table
 from dfl.sim.evaluate import make_evaluate, make_local_evaluate
@@ -58,14 +58,17 @@ def mean_out_degree(W: np.ndarray) -> float:
 
 
 def pick_mixer(exp: Experiment, kind: str):
-    """The gossip operator for ``sim.gossip`` (``auto``, ``dense`` or ``identity``)."""
-    if kind == "auto":
-        return make_mixer(exp.schedule)
-    if kind == "dense":
-        return DenseMixer(exp.schedule)
+    """The gossip operator for ``sim.gossip``.
+
+    ``auto`` picks the fastest exact form for W's structure, a form name of
+    :data:`dfl.gossip.FORMS` (``dense``, ``circulant``, ``permutation``, ``sparse``,
+    ``segment``) forces that kernel, and ``identity`` skips the exchange.
+    """
     if kind == "identity":
         return None
-    raise ValueError(f"sim.gossip={kind!r}; expected 'auto', 'dense' or 'identity'")
+    if kind == "auto" or kind in FORMS:
+        return make_mixer(exp.schedule, form=kind)
+    raise ValueError(f"sim.gossip={kind!r}; expected 'auto', 'identity' or one of {sorted(FORMS)}")
 
 
 def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array | int) -> dict[str, Any]:

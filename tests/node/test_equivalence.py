@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 
+import jax
+import numpy as np
 import pytest
 
 from dfl.algorithms import ALGORITHMS
 from dfl.compression import COMPRESSORS
 from dfl.config.store import conf_dir
+from dfl.gossip import choose_form
 from dfl.node import build_program, run_in_process, run_loopback
 from dfl.sim.experiment import build_experiment
 from dfl.sim.runner import simulate
@@ -43,15 +46,21 @@ DP = ("privacy=dp_sgd", "data.partition=dirichlet", "privacy.message_noise=0.01"
 DEFAULT_CASES = {("dsgd", "identity", ()), ("choco", "top_k", ()), ("dsgd", "identity", DP)}
 """Cases of the default (fast) run; every other registered case is marked ``slow``."""
 
-CHAOTIC = {
+ROUNDING_SENSITIVE = {
     ("dsgd_ef", "low_rank"): (
-        "DeepSqueeze's error-compensated, warm-started power iteration amplifies last-bit "
-        "differences (a node sums its neighbours' messages in another order than the "
-        "simulation's dense product; batched vs per-node QR) by ~1.7x per round: 3e-8 after "
-        "1 round, 1e-5 after 10, 1e-3 after 20; both runs are deterministic"
+        "DeepSqueeze compresses the whole error-compensated model with a warm-started power "
+        "step: last-bit differences grow ~1.6x per round, so two exact gossip kernels of the "
+        "simulation itself (dense vs sparse) end 20 rounds ~3e-5 apart"
     ),
 }
-"""Cases whose 20-round trajectories diverge from rounding alone (reported, not hidden)."""
+"""Cases whose 20-round trajectory moves by more than the tolerance when only the
+order of float sums changes. No deployment can match them to ``rtol=1e-5``; the
+test measures that spread within the simulation (its auto kernel against another
+exact kernel) and holds the deployment to :data:`ENVELOPE` times it."""
+
+ENVELOPE = 10.0
+"""How far, in units of the simulation's own kernel-to-kernel spread, a deployment
+of a :data:`ROUNDING_SENSITIVE` case may end from the simulation."""
 
 
 def cases() -> list:
@@ -64,9 +73,6 @@ def cases() -> list:
         out.append(("dsgd", "identity", ("algorithm.order=cta",)))
         out.append(("dsgd", "identity", DP))
     marks = {case: () if case in DEFAULT_CASES else (pytest.mark.slow,) for case in out}
-    for case in out:
-        if case[:2] in CHAOTIC:
-            marks[case] = (*marks[case], pytest.mark.xfail(reason=CHAOTIC[case[:2]], strict=False))
     return [
         pytest.param(
             *case,
@@ -106,8 +112,11 @@ def test_loopback_deployment_equals_simulation(algorithm, compressor, extra):
     sim = simulate(cfg, opt)
     program = build_program(exp)
     dep = run_loopback(cfg, program=program)
-    for i in range(exp.n):
-        assert_close(node_params(dep, i), sim_params(sim, i))
+    if (algorithm, compressor) in ROUNDING_SENSITIVE:
+        assert_within_rounding_envelope(cfg, opt, exp, sim, dep)
+    else:
+        for i in range(exp.n):
+            assert_close(node_params(dep, i), sim_params(sim, i))
     last_sim, last_dep = sim.records[-1], dep.records[-1]
     assert last_dep["messages_missing"] == 0 and last_dep["messages_rejected"] == 0
     assert last_dep["test_accuracy_mean"] == pytest.approx(last_sim["test_accuracy_mean"], abs=1e-3)
@@ -134,3 +143,28 @@ def test_tcp_equals_loopback(tiny):
     timing = ("wall_time", "compile_time")
     strip = [{k: v for k, v in r.items() if k not in timing} for r in tcp.records]
     assert strip == [{k: v for k, v in r.items() if k not in timing} for r in loop.records]
+
+
+def spread(a, b, n: int) -> float:
+    """``max |a_i − b_i| / max |b_i|`` over nodes ``i < n`` and leaves (per leaf scale)."""
+    out = 0.0
+    for i in range(n):
+        for x, y in zip(jax.tree.leaves(a(i)), jax.tree.leaves(b(i)), strict=True):
+            x, y = np.asarray(x), np.asarray(y)
+            out = max(out, float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(y))), 1e-30)))
+    return out
+
+
+def assert_within_rounding_envelope(cfg, opt, exp, sim, dep) -> None:
+    """The deployment ends as close to the simulation as the simulation ends to
+    itself with another exact gossip kernel (times :data:`ENVELOPE`)."""
+    other = "sparse" if choose_form(exp.schedule) != "sparse" else "dense"
+    alt = simulate(replace(cfg, **{"sim.gossip": other}), opt)
+    sim_at, alt_at = functools.partial(sim_params, sim), functools.partial(sim_params, alt)
+    envelope = spread(alt_at, sim_at, exp.n)
+    deployed = spread(functools.partial(node_params, dep), sim_at, exp.n)
+    # Still sensitive (else it belongs with the strict cases), yet bounded (rounding, not a bug).
+    assert 1e-5 < envelope < 1e-3, f"kernel-to-kernel spread {envelope:.2e}"
+    assert deployed <= ENVELOPE * envelope, (
+        f"deployment {deployed:.2e} from the simulation; its own kernels {envelope:.2e} apart"
+    )

@@ -46,9 +46,10 @@ def test_same_seed_same_result_other_seed_differs():
     assert strip(a.records) != strip(c.records)
 
 
-def test_dense_and_auto_gossip_agree():
-    auto, dense = run(["sim.gossip=auto"]), run(["sim.gossip=dense"])
-    for x, y in zip(jax.tree.leaves(auto.state), jax.tree.leaves(dense.state), strict=True):
+@pytest.mark.parametrize("form", ["dense", "circulant", "sparse", "segment"])
+def test_every_forced_gossip_kernel_agrees_with_auto(form):
+    auto, forced = run(["sim.gossip=auto"]), run([f"sim.gossip={form}"])
+    for x, y in zip(jax.tree.leaves(auto.state), jax.tree.leaves(forced.state), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
@@ -69,7 +70,8 @@ def test_stacked_init_equals_per_node_init():
         (["algorithm.local_steps=0"], "algorithm.local_steps=0"),
         (["model.init=shared"], "model.init='shared'"),
         (["algorithm=fedavg"], "fedavg"),
-        (["sim.gossip=sparse"], "sim.gossip='sparse'"),
+        (["sim.gossip=sparce"], "sim.gossip='sparce'"),
+        (["sim.gossip=permutation"], "hears 2 peers"),
     ],
 )
 def test_config_errors_name_the_bad_value(overrides, message):
