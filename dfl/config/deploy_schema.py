@@ -110,7 +110,11 @@ class TransportConfig:
         (overrides ``host`` and ``base_port``).
       chunk_bytes: largest payload of one frame; larger messages are split.
       max_message_bytes: messages larger than this are refused outright.
-      max_rounds_ahead: frames for rounds further ahead than this are rejected.
+      max_rounds_ahead: frames for rounds further ahead of the node's current
+        round than this are rejected; ``None`` (the default): the run's length,
+        so a node restarted after any downtime still hears its neighbours'
+        current round and rejoins (memory stays bounded either way: at most a
+        few messages per peer are buffered).
       connect_timeout_s: tcp: how long a node retries to reach a peer.
       faults: fault injection on the sending side.
     """
@@ -122,7 +126,7 @@ class TransportConfig:
     addresses: list[str] = dataclasses.field(default_factory=list)
     chunk_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 1 << 31
-    max_rounds_ahead: int = 1024
+    max_rounds_ahead: int | None = None
     connect_timeout_s: float = 60.0
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
 

@@ -32,7 +32,7 @@ from dfl.node.collect import (
 )
 from dfl.node.program import NodeProgram, build_program
 from dfl.node.runner import NodeCrashError, NodeResult, NodeRunner
-from dfl.node.setup import run_id
+from dfl.node.setup import rounds_ahead, run_id
 from dfl.sim.experiment import Experiment, build_experiment
 from dfl.transport.faults import FaultInjector, FaultStats
 from dfl.transport.inbox import TransportClosedError
@@ -153,7 +153,7 @@ class _Deployment:
         self.kind = t.name
         self.injector = FaultInjector(t.faults, n)
         self.limits = {
-            "max_rounds_ahead": t.max_rounds_ahead,
+            "max_rounds_ahead": rounds_ahead(cfg),
             "max_message_bytes": t.max_message_bytes,
         }
         if t.name == "loopback":

@@ -1,4 +1,4 @@
-"""The run id nodes agree on, from the config."""
+"""What nodes derive alike from the config: the run id and the inbox limits."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ RUN_ID_FIELDS = (
     "privacy",
 )
 """Config fields that define a run: nodes with different values refuse each other."""
+
+
+def rounds_ahead(cfg: Config) -> int:
+    """``transport.max_rounds_ahead``, or the run's length when it is ``None``."""
+    limit = cfg.transport.max_rounds_ahead
+    if limit is None:
+        return max(cfg.rounds, 1)
+    if limit < 1:
+        raise ValueError(f"transport.max_rounds_ahead={limit}; expected a positive int or null")
+    return limit
 
 
 def run_id(cfg: Config) -> str:

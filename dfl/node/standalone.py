@@ -16,7 +16,7 @@ from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
 from dfl.node.program import build_program
 from dfl.node.runner import NodeResult, NodeRunner
-from dfl.node.setup import run_id
+from dfl.node.setup import rounds_ahead, run_id
 from dfl.sim.experiment import build_experiment
 from dfl.transport.faults import FaultInjector
 from dfl.transport.tcp import TcpTransport, addresses_from
@@ -54,7 +54,7 @@ def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
         run_id=run_id(cfg),
         connect_timeout_s=t.connect_timeout_s,
         chunk_bytes=t.chunk_bytes,
-        max_rounds_ahead=t.max_rounds_ahead,
+        max_rounds_ahead=rounds_ahead(cfg),
         max_message_bytes=t.max_message_bytes,
         faults=FaultInjector(t.faults, num_nodes),
     )

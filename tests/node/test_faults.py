@@ -11,6 +11,7 @@ import pytest
 
 from dfl.algorithms.base import MissingRule
 from dfl.node import run_loopback
+from dfl.node.setup import rounds_ahead
 from dfl.transport import Kind, WireSpec, encode_payload, run_digest
 from dfl.transport.wire import frame_bytes
 from tests.node.common import assert_equal, node_params, replace
@@ -128,6 +129,25 @@ def test_crash_and_restart_from_checkpoint_rejoins(tiny, tmp_path):
     assert last["messages_missing"] >= 2  # node 2's silent rounds, counted by 1 and 3
     assert (tmp_path / "nodes" / "node_2" / "checkpoints").is_dir()
     assert (tmp_path / "metrics.jsonl").is_file() and (tmp_path / "deployment.json").is_file()
+
+
+def test_node_down_for_many_rounds_rejoins_at_the_current_round(tiny, tmp_path):
+    cfg, program, _ = tiny
+    # Down ~4 deadlines: its neighbours move on by several rounds meanwhile.
+    cfg = with_faults(cfg, crash_node=2, crash_round=2, restart_after_s=4 * DEADLINE)
+    cfg = replace(cfg, **{"checkpoint.every": 1, "transport.max_rounds_ahead": None})
+    assert rounds_ahead(cfg) == cfg.rounds
+    result = run_loopback(cfg, program=program, workdir=tmp_path)
+    assert result.nodes[2].counters.rounds_skipped >= 2
+    assert result.records[-1]["round"] == cfg.rounds
+
+
+def test_rounds_ahead_defaults_to_the_run_and_checks_its_value(tiny):
+    cfg, _, _ = tiny
+    assert rounds_ahead(replace(cfg, **{"transport.max_rounds_ahead": None})) == cfg.rounds
+    assert rounds_ahead(replace(cfg, **{"transport.max_rounds_ahead": 3})) == 3
+    with pytest.raises(ValueError, match="max_rounds_ahead=0"):
+        rounds_ahead(replace(cfg, **{"transport.max_rounds_ahead": 0}))
 
 
 def test_wait_rule_fails_loudly(tiny):
