@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.schema import Config
 from dfl.config.store import conf_dir, register
+from dfl.transport.auth import SECRET_ENV, new_secret
 
 register()
 log = logging.getLogger("dfl.launch")
@@ -182,6 +183,8 @@ def launch_processes(
         ]
         children.append(Child(i, args, d))
     env = child_env()
+    if not t.secret_file and not env.get(SECRET_ENV):
+        env[SECRET_ENV] = new_secret()  # the nodes of this launch authenticate each other
     faults = t.faults
     crash = children[faults.crash_node] if 0 <= faults.crash_node < n else None
     killed: set[int] = set()  # nodes killed by the crash fault and not (yet) restarted

@@ -116,6 +116,11 @@ class TransportConfig:
         current round and rejoins (memory stays bounded either way: at most a
         few messages per peer are buffered).
       connect_timeout_s: tcp: how long a node retries to reach a peer.
+      secret_file: tcp: a file holding a secret shared by the run's nodes;
+        every connection must prove it (HMAC challenge–response) before its
+        frames are read (:mod:`dfl.transport.auth`). Empty: the
+        ``DFL_TRANSPORT_SECRET`` environment variable, else connections are not
+        authenticated (``dfl.launch`` draws a secret for the nodes it starts).
       faults: fault injection on the sending side.
     """
 
@@ -128,6 +133,7 @@ class TransportConfig:
     max_message_bytes: int = 1 << 31
     max_rounds_ahead: int | None = None
     connect_timeout_s: float = 60.0
+    secret_file: str = ""
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
 
 

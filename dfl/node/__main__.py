@@ -6,7 +6,9 @@ and exchanges messages with its neighbours over the transport. It writes into
 ``node.workdir`` (default: its Hydra output directory) ``metrics.jsonl``,
 ``params/round_<r>.npz`` at evaluation rounds, ``progress.json`` and, with
 ``checkpoint.every=K``, orbax checkpoints; ``+resume=PATH`` continues from one
-(a restarted node rejoins its neighbours at their current round).
+(a restarted node rejoins its neighbours at their current round). With
+``transport.secret_file`` (or ``$DFL_TRANSPORT_SECRET``) it only accepts
+connections that prove the run's shared secret.
 ``python -m dfl.launch`` starts every node of a run and combines their metrics.
 """
 

@@ -34,6 +34,7 @@ from dfl.node.program import NodeProgram, build_program
 from dfl.node.runner import NodeCrashError, NodeResult, NodeRunner
 from dfl.node.setup import rounds_ahead, run_id
 from dfl.sim.experiment import Experiment, build_experiment
+from dfl.transport.auth import load_secret, new_secret
 from dfl.transport.faults import FaultInjector, FaultStats
 from dfl.transport.inbox import TransportClosedError
 from dfl.transport.loopback import LoopbackNetwork
@@ -151,6 +152,7 @@ class _Deployment:
         t = cfg.transport
         n = program.exp.n
         self.kind = t.name
+        self.secret: bytes | None = None
         self.injector = FaultInjector(t.faults, n)
         self.limits = {
             "max_rounds_ahead": rounds_ahead(cfg),
@@ -166,6 +168,7 @@ class _Deployment:
                 )
             else:
                 self.addresses = [(t.host, p) for p in free_ports(n, t.host)]
+            self.secret = load_secret(t.secret_file) or new_secret().encode()
         else:
             raise ValueError(f"transport.name={t.name!r}; expected 'loopback' or 'tcp'")
         self.nodes = [_Node(self, i) for i in range(n)]
@@ -181,6 +184,7 @@ class _Deployment:
             connect_timeout_s=t.connect_timeout_s,
             chunk_bytes=t.chunk_bytes,
             faults=self.injector,
+            secret=self.secret,
             **self.limits,
         )
 

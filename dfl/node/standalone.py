@@ -18,6 +18,7 @@ from dfl.node.program import build_program
 from dfl.node.runner import NodeResult, NodeRunner
 from dfl.node.setup import rounds_ahead, run_id
 from dfl.sim.experiment import build_experiment
+from dfl.transport.auth import SECRET_ENV, load_secret
 from dfl.transport.faults import FaultInjector
 from dfl.transport.tcp import TcpTransport, addresses_from
 
@@ -57,7 +58,21 @@ def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
         max_rounds_ahead=rounds_ahead(cfg),
         max_message_bytes=t.max_message_bytes,
         faults=FaultInjector(t.faults, num_nodes),
+        secret=node_secret(cfg, node),
     )
+
+
+def node_secret(cfg: Config, node: int) -> bytes | None:
+    """The run's shared secret (:func:`dfl.transport.auth.load_secret`); warns without one."""
+    secret = load_secret(cfg.transport.secret_file)
+    if secret is None:
+        log.warning(
+            "node %d: tcp connections are not authenticated; set transport.secret_file or $%s "
+            "to the same secret on every node",
+            node,
+            SECRET_ENV,
+        )
+    return secret
 
 
 def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path) -> NodeResult:

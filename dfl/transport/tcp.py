@@ -2,7 +2,9 @@
 
 Every node listens on its address. To send, a node opens one connection per
 peer (lazily, retrying for ``connect_timeout_s`` while the peer starts), says
-``HELLO`` (a header-only frame naming it and the run), then writes frames: the
+``HELLO`` (a header-only frame naming it and the run), answers the peer's
+challenge when the run has a shared secret (:mod:`dfl.transport.auth`: without
+the secret nobody can connect as a node), then writes frames: the
 96-byte header is the length prefix of the chunk that follows. Sends are queued
 to one thread per peer, so a slow or dead peer never blocks the node; payload
 bytes go from the arrays to the socket with ``sendmsg`` (no copy). Each
@@ -28,6 +30,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dfl.transport.auth import (
+    HANDSHAKE_TIMEOUT_S,
+    NONCE_NBYTES,
+    PROOF_NBYTES,
+    new_nonce,
+    proof,
+    verify,
+)
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
 from dfl.transport.wire import (
@@ -210,9 +220,33 @@ class _Peer:
                 0,
             )
             send_all(sock, [hello.pack()])
+            if self.t.secret is not None and not self._answer(sock):
+                sock.close()
+                self.down_until = time.monotonic() + RECONNECT_TIMEOUT_S
+                return None
             self.connected_once = True
             return sock
         return None
+
+    def _answer(self, sock: socket.socket) -> bool:
+        """Proves the shared secret to the peer (its nonce, then our HMAC)."""
+        assert self.t.secret is not None
+        nonce = bytearray(NONCE_NBYTES)
+        try:
+            sock.settimeout(HANDSHAKE_TIMEOUT_S)
+            recv_into(sock, memoryview(nonce))
+            sock.sendall(proof(self.t.secret, self.t.run, self.t.node_id, self.peer, bytes(nonce)))
+            sock.settimeout(None)
+        except OSError as e:
+            log.warning(
+                "node %d: node %d sent no authentication challenge (%s); does it have the "
+                "run's transport secret?",
+                self.t.node_id,
+                self.peer,
+                e,
+            )
+            return False
+        return True
 
     def _loop(self) -> None:
         while True:
@@ -257,6 +291,9 @@ class TcpTransport(FramedTransport):
       chunk_bytes: the run's chunk size; longer frames close the connection.
       max_rounds_ahead, max_message_bytes: inbox limits.
       faults: fault injector for sent messages (``None``: none).
+      secret: the run's shared secret (:func:`dfl.transport.auth.load_secret`):
+        every connection must prove it before its frames are read, and this
+        node proves it to its peers; ``None``: connections are not authenticated.
     """
 
     def __init__(
@@ -270,6 +307,7 @@ class TcpTransport(FramedTransport):
         max_rounds_ahead: int = 1024,
         max_message_bytes: int = 1 << 31,
         faults: FaultInjector | None = None,
+        secret: bytes | None = None,
     ):
         super().__init__(
             node_id,
@@ -282,6 +320,7 @@ class TcpTransport(FramedTransport):
         self.addresses = [(str(host), int(port)) for host, port in addresses]
         self.connect_timeout_s = connect_timeout_s
         self.chunk_bytes = chunk_bytes
+        self.secret = secret
         self.closing = threading.Event()
         self.undelivered = 0
         self._peers: dict[int, _Peer] = {}
@@ -358,10 +397,28 @@ class TcpTransport(FramedTransport):
             problem = f"handshake addressed to node {h.recipient}"
         elif not 0 <= h.sender < self.num_nodes or h.sender == self.node_id:
             problem = f"handshake from unknown node {h.sender}"
+        if problem is None and self.secret is not None:
+            problem = self._challenge(conn, h.sender)
         if problem is not None:
             self.inbox.reject_frame(problem)
             return None
         return h.sender
+
+    def _challenge(self, conn: socket.socket, sender: int) -> str | None:
+        """Asks ``sender`` to prove the shared secret; the problem, or ``None``."""
+        assert self.secret is not None
+        nonce = new_nonce()
+        answer = bytearray(PROOF_NBYTES)
+        try:
+            conn.settimeout(HANDSHAKE_TIMEOUT_S)
+            conn.sendall(nonce)
+            recv_into(conn, memoryview(answer))
+            conn.settimeout(None)
+        except OSError as e:
+            return f"node {sender} did not answer the authentication challenge ({e})"
+        if not verify(self.secret, self.run, sender, self.node_id, nonce, bytes(answer)):
+            return f"node {sender} failed the authentication (wrong or no transport secret)"
+        return None
 
     def _read_loop(self, conn: socket.socket) -> None:
         header = bytearray(HEADER_NBYTES)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dfl.transport import Kind, WireSpec, encode_payload, message_nbytes
+from dfl.transport.auth import NONCE_NBYTES, SECRET_ENV, load_secret, proof
 from dfl.transport.tcp import TcpTransport, addresses_from, free_ports, parse_address
 from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
 
@@ -106,3 +107,71 @@ def test_addresses():
         addresses_from(2, addresses=["h:1"])
     with pytest.raises(ValueError, match="host:port"):
         parse_address("nope")
+
+
+def pair(secrets):
+    """Two tcp endpoints with the given secrets (node 0 sends to node 1)."""
+    addresses = [("127.0.0.1", p) for p in free_ports(2)]
+    eps = [
+        TcpTransport(i, addresses, run_id="t", connect_timeout_s=5, secret=s)
+        for i, s in enumerate(secrets)
+    ]
+    for e in eps:
+        e.expect(Kind.WIRE, SPEC)
+    return eps
+
+
+@pytest.mark.parametrize(
+    ("secrets", "delivered", "reason"),
+    [
+        ((b"s3cret", b"s3cret"), True, None),
+        ((b"guess", b"s3cret"), False, "failed the authentication"),
+        ((None, b"s3cret"), False, "failed the authentication"),
+        ((b"s3cret", None), False, None),  # the sender waits for a challenge in vain
+    ],
+    ids=["same-secret", "wrong-secret", "sender-without", "receiver-without"],
+)
+def test_shared_secret_gates_connections(secrets, delivered, reason, monkeypatch):
+    monkeypatch.setattr("dfl.transport.tcp.HANDSHAKE_TIMEOUT_S", 1.0)
+    a, b = pair(secrets)
+    try:
+        a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
+        got = b.receive(0, [0], time.monotonic() + (10 if delivered else 3))
+        assert (got.missing == []) is delivered
+        if delivered:
+            np.testing.assert_array_equal(SPEC.unflatten(got.messages[0])["w"], TREE["w"])
+        if reason is not None:
+            assert any(reason in r.reason for r in got.rejections)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_replayed_handshake_is_refused():
+    a, b = pair([b"s3cret", b"s3cret"])
+    try:
+        with socket.create_connection(b.addresses[1]) as s:
+            s.sendall(hello(0, 1))
+            s.settimeout(5)
+            nonce = s.recv(NONCE_NBYTES, socket.MSG_WAITALL)
+            # An answer to another nonce (e.g. recorded from an earlier connection).
+            s.sendall(proof(b"s3cret", run_digest("t"), 0, 1, bytes(NONCE_NBYTES)))
+            assert len(nonce) == NONCE_NBYTES and hung_up(s)
+        got = b.receive(0, [0], time.monotonic() + 1)
+        assert any("failed the authentication" in r.reason for r in got.rejections)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_load_secret_reads_the_file_then_the_environment(tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("  abc\n")
+    assert load_secret(str(path), environ={}) == b"abc"
+    assert load_secret("", environ={SECRET_ENV: "xyz"}) == b"xyz"
+    assert load_secret("", environ={}) is None
+    with pytest.raises(ValueError, match=r"secret_file=.*missing"):
+        load_secret(str(tmp_path / "missing"), environ={})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        load_secret(str(tmp_path / "empty"), environ={})
