@@ -1,4 +1,4 @@
-"""Node processes over tcp (``python -m dfl.launch``): equivalence, SIGKILL and rejoin.
+"""Node processes over tcp (``python -m dfl.launch``): equivalence, SIGKILL and rejoin, stopping.
 
 These start one Python process per node and are marked ``slow``.
 """
@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -115,5 +116,39 @@ def test_ctrl_c_stops_every_node_process(tmp_path):
     pids = [int(p) for p in re.search(r"pids \[([\d, ]+)\]", out).group(1).split(",")]
     assert len(pids) == 4
     for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_failing_node_stops_every_other_node(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfl.launch",
+            *BASE,
+            "transport=tcp",
+            "rounds=100000",
+            "eval_every=100000",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    progress = [tmp_path / "nodes" / f"node_{i}" / "progress.json" for i in range(4)]
+    deadline = time.monotonic() + 300
+    while not all(p.exists() for p in progress):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    nodes = [int(pid) for pid in children]
+    assert len(nodes) == 4
+    os.kill(nodes[1], signal.SIGKILL)  # an unplanned death: not a configured crash fault
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert re.search(r"node\(s\) \[\d\] exited with", out), out[-2000:]
+    for pid in nodes:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
