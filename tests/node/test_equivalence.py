@@ -157,14 +157,15 @@ def spread(a, b, n: int) -> float:
 
 def assert_within_rounding_envelope(cfg, opt, exp, sim, dep) -> None:
     """The deployment ends as close to the simulation as the simulation ends to
-    itself with another exact gossip kernel (times :data:`ENVELOPE`)."""
+    itself with another exact gossip kernel (times :data:`ENVELOPE`; never held
+    tighter than the strict cases' ``1e-5`` of each leaf's scale)."""
     other = "sparse" if choose_form(exp.schedule) != "sparse" else "dense"
     alt = simulate(replace(cfg, **{"sim.gossip": other}), opt)
     sim_at, alt_at = functools.partial(sim_params, sim), functools.partial(sim_params, alt)
     envelope = spread(alt_at, sim_at, exp.n)
     deployed = spread(functools.partial(node_params, dep), sim_at, exp.n)
-    # Still sensitive (else it belongs with the strict cases), yet bounded (rounding, not a bug).
-    assert 1e-5 < envelope < 1e-3, f"kernel-to-kernel spread {envelope:.2e}"
-    assert deployed <= ENVELOPE * envelope, (
+    # Rounding moves the simulation, but only a little (a larger spread is not rounding).
+    assert envelope < 1e-3, f"the simulation's kernels end {envelope:.2e} apart"
+    assert deployed <= max(ENVELOPE * envelope, 1e-5), (
         f"deployment {deployed:.2e} from the simulation; its own kernels {envelope:.2e} apart"
     )
