@@ -7,6 +7,7 @@ nodes share it, so every function compiles once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from dfl.sim.experiment import (
     init_node_state,
     make_node_sampler,
 )
+from dfl.topology.schedule import MixingSchedule
 from dfl.transport.wire import WireSpec
 
 
@@ -122,3 +124,18 @@ def out_neighbours(W: np.ndarray, node: int) -> list[int]:
 def in_neighbours(W: np.ndarray, node: int) -> list[int]:
     """Nodes whose message ``node`` mixes: ``W[node, j] != 0``, ``j != node``."""
     return [j for j in np.flatnonzero(W[node]).tolist() if j != node]
+
+
+def senders_of(schedule: MixingSchedule, node: int) -> Callable[[int], frozenset[int]]:
+    """``senders(round)``: the in-neighbours of ``node`` in that round's W (cached).
+
+    The only nodes whose messages ``node`` mixes at that round, so the only ones
+    its inbox accepts (:meth:`dfl.transport.inbox.Inbox.expect`).
+    """
+    period = schedule.period
+
+    @functools.lru_cache(maxsize=256)
+    def at(slot: int) -> frozenset[int]:
+        return frozenset(in_neighbours(np.asarray(schedule.weights(slot)), node))
+
+    return lambda round_: at(round_ % period if period is not None else round_)

@@ -44,7 +44,7 @@ from dfl.algorithms.base import MissingRule
 from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter
 from dfl.node.exchange import plan_mix
-from dfl.node.program import NodeProgram, in_neighbours, out_neighbours
+from dfl.node.program import NodeProgram, in_neighbours, out_neighbours, senders_of
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
 from dfl.transport.wire import Kind, WireSpec, encode_payload
@@ -357,7 +357,7 @@ class NodeRunner:
           TransportClosedError: if the transport is closed under it (launcher stop).
         """
         cfg, program, exp = self.cfg, self.program, self.exp
-        self.transport.expect(Kind.WIRE, program.spec)
+        self.transport.expect(Kind.WIRE, program.spec, senders_of(exp.schedule, self.node))
         state = program.init(self.node)
         start = 0
         if self.resume is not None and self.resume.latest_step() is not None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from dfl.transport.faults import Delayer, FaultInjector, FrameParts
-from dfl.transport.inbox import Inbox, Received
+from dfl.transport.inbox import Inbox, Received, Senders
 from dfl.transport.wire import Kind, Payload, WireSpec, run_digest
 
 
@@ -34,8 +34,12 @@ class Transport(Protocol):
     node_id: int
     num_nodes: int
 
-    def expect(self, kind: int, spec: WireSpec) -> None:
-        """Accept messages of ``kind`` laid out as ``spec``; others are rejected."""
+    def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
+        """Accept messages of ``kind`` laid out as ``spec``; others are rejected.
+
+        ``senders(round)`` names the nodes that may send ``kind`` at that round
+        (e.g. the in-neighbours of W at that round); ``None``: any node of the run.
+        """
         ...
 
     def send(self, peer: int, round: int, kind: int, payload: Payload) -> int:
@@ -125,9 +129,9 @@ class FramedTransport(abc.ABC):
         self._delayer: Delayer | None = None
         self._delayer_lock = threading.Lock()
 
-    def expect(self, kind: int, spec: WireSpec) -> None:
-        """Accept messages of ``kind`` laid out as ``spec``."""
-        self.inbox.expect(kind, spec)
+    def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
+        """Accept messages of ``kind`` laid out as ``spec`` from ``senders(round)``."""
+        self.inbox.expect(kind, spec, senders)
 
     def send(self, peer: int, round: int, kind: int, payload: Payload) -> int:
         """Frames ``payload`` for ``peer`` and hands it to the backend (after faults)."""

@@ -35,6 +35,9 @@ from dfl.transport.wire import (
 
 log = logging.getLogger("dfl.transport")
 
+Senders = Callable[[int], Collection[int]]
+"""``senders(round)``: the nodes allowed to send a message kind at ``round``."""
+
 KEEP_DONE_ROUNDS = 8
 """Rounds behind the current one whose finished messages are remembered, so a late
 duplicate is recognised as a duplicate (ignored) rather than an old-round message."""
@@ -161,6 +164,7 @@ class Inbox:
             Kind.BYE: WireSpec.empty(),
             Kind.WAITING: WireSpec.empty(),
         }
+        self._senders: dict[int, Senders] = {}
         self._cond = threading.Condition()
         self._floor = 0
         self._partial: dict[tuple[int, int, int], _Partial] = {}
@@ -179,8 +183,17 @@ class Inbox:
 
     # -- configuration -------------------------------------------------------------
 
-    def expect(self, kind: int, spec: WireSpec) -> None:
-        """Accept messages of ``kind`` laid out as ``spec`` (others are rejected)."""
+    def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
+        """Accept messages of ``kind`` laid out as ``spec`` (others are rejected).
+
+        Args:
+          kind: a message kind (not a control kind).
+          spec: the payload layout.
+          senders: ``senders(round)``: the nodes allowed to send ``kind`` at that
+            round (the in-neighbours of the round's W); a frame from any other
+            node is rejected. ``None``: any node of the run. Called under the
+            inbox lock for every frame: it should be cheap (cached).
+        """
         if spec.nbytes > self.max_message_bytes:
             raise ValueError(
                 f"messages of kind {kind} have {spec.nbytes} bytes, over "
@@ -188,6 +201,10 @@ class Inbox:
             )
         with self._cond:
             self._specs[int(kind)] = spec
+            if senders is None:
+                self._senders.pop(int(kind), None)
+            else:
+                self._senders[int(kind)] = senders
 
     # -- feeding -------------------------------------------------------------------
 
@@ -281,6 +298,13 @@ class Inbox:
             self._reject(
                 f"round {h.round} is more than {self.max_rounds_ahead} rounds ahead of "
                 f"{self._floor}",
+                h,
+            )
+            return drop
+        senders = self._senders.get(h.kind)
+        if senders is not None and h.sender not in senders(h.round):
+            self._reject(
+                f"node {h.sender} is not an in-neighbour of node {self.node_id} at round {h.round}",
                 h,
             )
             return drop

@@ -134,6 +134,27 @@ def test_loopback_deployment_equals_simulation(algorithm, compressor, extra):
     assert last_sim["bytes_sent_per_node"] > cfg.rounds * 2 * program.spec.nbytes  # headers in
 
 
+@pytest.mark.parametrize(
+    ("topology", "mixing", "algorithm"),
+    [
+        ("one_peer_exponential", "uniform", "dsgd"),  # W changes every round (periodic)
+        pytest.param("random_matching", "uniform", "dsgd", marks=pytest.mark.slow),  # random
+        pytest.param(
+            "exponential_directed", "column_stochastic", "push_sum", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_time_varying_and_directed_graphs_deploy_like_the_simulation(topology, mixing, algorithm):
+    cfg, opt = compose_config(f"topology={topology}", f"mixing={mixing}", f"algorithm={algorithm}")
+    exp = build_experiment(cfg, opt)
+    sim = simulate(cfg, opt)
+    dep = run_loopback(cfg, program=build_program(exp))
+    for i in range(exp.n):
+        assert_close(node_params(dep, i), sim_params(sim, i))
+    last = dep.records[-1]  # every round's senders were W's in-neighbours of that round
+    assert last["messages_missing"] == 0 and last["messages_rejected"] == 0
+
+
 def test_tcp_equals_loopback(tiny):
     cfg, program, loop = tiny
     tcp_cfg = replace(cfg, **{"transport.name": "tcp", "transport.base_port": 0})

@@ -193,6 +193,7 @@ def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch):
         *frames(spec, good, sender=9),
         *frames(wrong, [np.zeros(3, np.float32)], round_=500),
         *frames(spec, nan, sender=3, round_=600),
+        *frames(spec, good, sender=2, round_=1),  # on the ring, 2 is no neighbour of 0
         frames(spec, good, round_=700)[0][:-10],
         b"\x80\x04garbage",
     ]

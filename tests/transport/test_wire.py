@@ -221,6 +221,20 @@ def test_rejects_unknown_sender_and_wrong_recipient(caplog):
     assert "addressed to node 2" in got.rejections[0].reason
 
 
+def test_rejects_a_node_that_is_not_an_in_neighbour_at_that_round(caplog):
+    spec = WireSpec.from_tree(tree())
+    inbox = Inbox(0, 4, RUN)
+    inbox.expect(Kind.WIRE, spec, senders=lambda r: {1} if r % 2 == 0 else {2})
+    got = rejected(inbox, caplog, frames_of(spec, tree(), sender=2, round_=0), peers=(1,))
+    assert "node 2 is not an in-neighbour of node 0 at round 0" in got.rejections[0].reason
+    for sender, round_ in ((1, 0), (2, 1)):  # each in its own round
+        for f in frames_of(spec, tree(), sender=sender, round_=round_):
+            inbox.feed(f)
+        got = collect(inbox, (sender,), round_)
+        assert got.missing == [] and got.rejections == []
+        assert_tree_equal(spec.unflatten(got.messages[sender]), tree())
+
+
 def test_rejects_oversized_payload(caplog):
     spec = WireSpec.from_tree(tree())
     big = {**tree(), "w": jnp.zeros((640, 10), jnp.float32)}
