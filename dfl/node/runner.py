@@ -253,7 +253,9 @@ class NodeRunner:
         now = time.monotonic()
         hard = now + max(wait, node_cfg.wait_timeout_s)
         deadline = hard if rule == MissingRule.WAIT else now + wait
-        notice_every = wait / 2
+        # Neighbours give a notice node.deadline_s of patience (extend), also while
+        # this node waits out a longer first-round deadline: notice at their pace.
+        notice_every = min(wait, node_cfg.deadline_s) / 2
         notice_at = now + notice_every
         notice = encode_payload(WireSpec.empty(), ())
         rejections = []  # every receive hands over the rejections since the last one

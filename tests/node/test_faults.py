@@ -64,6 +64,17 @@ def test_benign_faults_give_the_fault_free_result(tiny, faults):
     assert totals(result) == (0, 0, 0)
 
 
+def test_a_late_starter_within_the_first_deadline_delays_but_changes_nothing(tiny):
+    cfg, program, baseline = tiny
+    # Node 2 starts 3 deadlines late (first_deadline_s is 60): its neighbours wait in
+    # round 0 and keep telling theirs (WAITING every half deadline), so nobody gives up.
+    faults = {"straggler_nodes": [2], "straggler_delay_s": 3 * DEADLINE, "straggler_rounds": [0]}
+    result = run_loopback(with_faults(cfg, **faults), program=program)
+    assert_same_params(result, baseline)
+    assert totals(result) == (0, 0, 0)
+    assert all(node.counters.rounds_skipped == 0 for node in result.nodes.values())
+
+
 def test_drop_follows_the_missing_rule_and_is_counted(tiny):
     cfg, program, baseline = tiny
     result = run_loopback(with_faults(cfg, drop=0.3, rounds=[2, 3, 4], seed=1), program=program)
