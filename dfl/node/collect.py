@@ -21,7 +21,7 @@ import numpy as np
 
 from dfl.metrics import read_jsonl
 from dfl.node.runner import load_params, params_path
-from dfl.sim.evaluate import make_evaluate
+from dfl.sim.evaluate import make_evaluate, make_local_evaluate
 from dfl.sim.experiment import Experiment
 
 SUMMED = (
@@ -43,14 +43,27 @@ def node_dir(workdir: str | Path, node: int) -> Path:
 
 
 def make_scorer(exp: Experiment):
-    """``score(stacked_params) -> dict`` of the simulation's evaluation metrics (jitted)."""
+    """``score(stacked_params, nodes) -> dict`` of the simulation's evaluation metrics.
+
+    ``stacked_params`` holds the parameters of ``nodes`` (in that order). The
+    metrics are the simulation's (:mod:`dfl.sim.evaluate`, jitted): test accuracy
+    mean/min/max, the averaged model's accuracy, the consensus distance and, with
+    ``data.local_test_fraction > 0``, each node's accuracy on its own held-out
+    rows (``local_test_accuracy_*``).
+    """
     identity = dataclasses.replace(exp.algorithm, params=lambda p: p)
     evaluate = jax.jit(make_evaluate(identity, exp.model))
     fed = exp.federated
+    local_test = fed.local_test
+    evaluate_local = jax.jit(make_local_evaluate(identity, exp.model))
 
-    def score(stacked: Any) -> dict[str, float]:
+    def score(stacked: Any, nodes: Sequence[int]) -> dict[str, float]:
         out = evaluate(stacked, fed.test_x, fed.test_y)
-        return {k: float(v) for k, v in out.items() if k != "accuracy"}
+        metrics = {k: float(v) for k, v in out.items() if k != "accuracy"}
+        if local_test is not None:
+            rows = jax.tree.map(lambda a: a[np.asarray(nodes)], local_test)
+            metrics.update({k: float(v) for k, v in evaluate_local(stacked, rows).items()})
+        return metrics
 
     return score
 
@@ -67,7 +80,7 @@ def combine_round(
         "wall_time": max(r["wall_time"] for r in records),
         "compile_time": max(r.get("compile_time", 0.0) for r in records),
         "train_loss": float(loss.mean()),
-        **score(stacked),
+        **score(stacked, [int(r["node"]) for r in records]),
         "bytes_sent_per_node": float(sent.mean()),
         "bytes_sent_per_node_min": float(sent.min()),
         "bytes_sent_per_node_max": float(sent.max()),

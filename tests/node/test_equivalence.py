@@ -155,6 +155,23 @@ def test_time_varying_and_directed_graphs_deploy_like_the_simulation(topology, m
     assert last["messages_missing"] == 0 and last["messages_rejected"] == 0
 
 
+def test_local_test_accuracy_is_combined_like_the_simulation():
+    cfg, opt = compose_config("data.local_test_fraction=0.25")
+    sim = simulate(cfg, opt)
+    dep = run_loopback(cfg, program=build_program(build_experiment(cfg, opt)))
+    assert [r["round"] for r in dep.records] == [r["round"] for r in sim.records]
+    for s, d in zip(sim.records, dep.records, strict=True):
+        for key in (
+            "local_test_accuracy_mean",
+            "local_test_accuracy_min",
+            "local_test_accuracy_max",
+        ):
+            assert d[key] == pytest.approx(s[key], abs=1e-6), key
+    assert (
+        0 < sim.records[-1]["local_test_accuracy_min"] < sim.records[-1]["local_test_accuracy_max"]
+    )
+
+
 def test_tcp_equals_loopback(tiny):
     cfg, program, loop = tiny
     tcp_cfg = replace(cfg, **{"transport.name": "tcp", "transport.base_port": 0})
