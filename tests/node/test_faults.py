@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from dfl.algorithms.base import MissingRule
 from dfl.node import run_loopback
 from dfl.node.setup import rounds_ahead
 from dfl.transport import Kind, WireSpec, encode_payload, run_digest
-from dfl.transport.wire import frame_bytes
+from dfl.transport.wire import HEADER_NBYTES, frame_bytes, parse_header
 from tests.node.common import assert_equal, node_params, replace
 from tests.node.conftest import DEADLINE
 
@@ -180,7 +181,7 @@ def test_reuse_last_stands_in_for_missing_messages(tiny):
     assert result.records[-1]["messages_reused"] == missing > 0
 
 
-def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch):
+def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch, caplog):
     cfg, program, baseline = tiny
     spec = program.spec
     good = [np.zeros(s, d) for s, d in zip(spec.shapes, spec.dtypes, strict=True)]
@@ -199,15 +200,18 @@ def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch):
             )
         ]
 
-    bad = [
-        *frames(spec, good, run=run_digest("another run")),
-        *frames(spec, good, sender=9),
-        *frames(wrong, [np.zeros(3, np.float32)], round_=500),
-        *frames(spec, nan, sender=3, round_=600),
-        *frames(spec, good, sender=2, round_=1),  # on the ring, 2 is no neighbour of 0
-        frames(spec, good, round_=700)[0][:-10],
-        b"\x80\x04garbage",
-    ]
+    # Rounds past the run (never reached, so no real message is shadowed), within
+    # max_rounds_ahead so every check runs; each frame with the reason it must get.
+    bad = {
+        "wrong run id": frames(spec, good, run=run_digest("another run"))[0],
+        "unknown sender 9": frames(spec, good, sender=9)[0],
+        "schema digest mismatch": frames(wrong, [np.zeros(3, np.float32)], round_=500)[0],
+        "non-finite values": frames(spec, nan, sender=3, round_=600)[0],
+        "not an in-neighbour": frames(spec, good, sender=2, round_=1)[0],
+        "payload of": _reheader(frames(wrong, [np.zeros(3, np.float32)], round_=650)[0], spec),
+        "truncated frame": frames(spec, good, round_=700)[0][:-10],
+        "bad magic": b"\x80\x04garbage" + bytes(100),
+    }
     from dfl.transport.loopback import LoopbackNetwork
 
     original = LoopbackNetwork.endpoint
@@ -215,12 +219,24 @@ def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch):
     def endpoint(self, node_id):
         ep = original(self, node_id)
         if node_id == 0:
-            for f in bad:
+            for f in bad.values():
                 ep.queue.put(f)
         return ep
 
     monkeypatch.setattr(LoopbackNetwork, "endpoint", endpoint)
-    result = run_loopback(replace(cfg, **{"node.deadline_s": 20.0}), program=program)
+    cfg = replace(cfg, **{"node.deadline_s": 20.0, "transport.max_rounds_ahead": 1024})
+    with caplog.at_level(logging.WARNING, logger="dfl.transport"):
+        result = run_loopback(cfg, program=program)
     assert_same_params(result, baseline)
     missing, rejected, late = totals(result)
     assert rejected == len(bad) and missing == late
+    logged = [r.getMessage() for r in caplog.records if "node 0 rejected" in r.getMessage()]
+    for reason in bad:
+        assert any(reason in line for line in logged), (reason, logged)
+
+
+def _reheader(frame: bytes, spec: WireSpec) -> bytes:
+    """``frame`` claiming ``spec``'s schema digest: its payload size is then wrong."""
+    h = parse_header(frame)
+    forged = dataclasses.replace(h, schema=spec.digest)
+    return forged.pack() + frame[HEADER_NBYTES:]
