@@ -63,6 +63,23 @@ def test_benign_faults_give_the_fault_free_result(tiny, faults):
     result = run_loopback(cfg, program=program)
     assert_same_params(result, baseline)
     assert totals(result) == (0, 0, 0)
+    # The fault really hit every message (probability 1), not a lucky few.
+    messages = result.records[-1]["messages_sent"]
+    injected = {"delay": "delayed", "duplicate": "duplicated", "reorder": "reordered"}
+    for fault, stat in injected.items():
+        if fault in faults:
+            assert getattr(result.faults, stat) == messages > 0
+
+
+def test_chunked_messages_survive_duplicated_and_reordered_chunks(tiny):
+    cfg, program, baseline = tiny
+    assert program.spec.nbytes > 4 * 512  # every message travels as 5+ chunks
+    cfg = with_faults(cfg, duplicate=1.0, reorder=1.0, reorder_window_s=0.05)
+    cfg = replace(cfg, **{"node.deadline_s": 20.0, "transport.chunk_bytes": 512})
+    result = run_loopback(cfg, program=program)
+    assert_same_params(result, baseline)
+    assert totals(result) == (0, 0, 0)
+    assert result.faults.reordered == result.records[-1]["messages_sent"] > 0
 
 
 def test_a_late_starter_within_the_first_deadline_delays_but_changes_nothing(tiny):
