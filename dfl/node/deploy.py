@@ -84,6 +84,14 @@ class _Node:
         thread.start()
 
     def _main(self, restarted: bool) -> None:
+        try:
+            self._run(restarted)
+        except BaseException as e:  # setup failed (config, checkpoint dir, ports)
+            self.error = e
+            log.exception("node %d failed to start", self.node)
+            self.d.fail()
+
+    def _run(self, restarted: bool) -> None:
         d, cfg = self.d, self.d.cfg
         workdir = node_dir(d.workdir, self.node) if d.workdir is not None else None
         # One process holds every node: orbax's async signalling is process-global.

@@ -79,7 +79,14 @@ def assert_close(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> N
 
 
 def assert_equal(a: Any, b: Any) -> None:
-    """Leaf-wise exact equality of two pytrees."""
+    """Leaf-wise exact equality of two pytrees (PRNG keys by their key data)."""
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        np.testing.assert_array_equal(raw(x), raw(y))
+
+
+def raw(x: Any) -> np.ndarray:
+    """``x`` as a numpy array; a typed PRNG key array as its key data."""
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)

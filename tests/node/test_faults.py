@@ -179,6 +179,13 @@ def test_rounds_ahead_defaults_to_the_run_and_checks_its_value(tiny):
         rounds_ahead(replace(cfg, **{"transport.max_rounds_ahead": 0}))
 
 
+def test_a_node_that_cannot_start_fails_the_run_loudly(tiny):
+    cfg, program, _ = tiny
+    cfg = replace(cfg, **{"checkpoint.every": 2})  # and no directory to write them to
+    with pytest.raises(RuntimeError, match=r"node \d failed: checkpoint.every > 0 needs"):
+        run_loopback(cfg, program=program)
+
+
 def test_wait_rule_fails_loudly(tiny):
     cfg, program, _ = tiny
     cfg = with_faults(cfg, drop=1.0, rounds=[2])

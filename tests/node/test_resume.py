@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from dfl.metrics import read_jsonl
-from dfl.node import run_loopback
+from dfl.node import build_program, run_loopback
+from dfl.sim.experiment import build_experiment
 from dfl.sim.runner import simulate
 from tests.node.common import assert_equal, compose_config, node_params, replace
 
+STATEFUL = {
+    "dsgd": (),
+    "choco-top_k": ("algorithm=choco", "compression=top_k"),  # public copies, compressor key
+    "dsgd_ef-low_rank": ("algorithm=dsgd_ef", "compression=low_rank"),  # residual, warm starts
+    "dp_sgd": ("privacy=dp_sgd", "data.partition=dirichlet"),  # noise keys, Poisson sampler
+}
+"""Runs whose state beyond the parameters must survive a checkpoint."""
 
-def test_simulation_resumes_exactly(tmp_path):
-    cfg, opt = compose_config("checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
+
+@pytest.mark.parametrize("extra", STATEFUL.values(), ids=STATEFUL.keys())
+def test_simulation_resumes_exactly(tmp_path, extra):
+    cfg, opt = compose_config(*extra, "checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
     straight = simulate(cfg, opt)
     assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["10", "20"]
     shutil.rmtree(tmp_path / "ck" / "20")  # as if stopped after round 10
@@ -38,3 +50,19 @@ def test_deployment_resumes_exactly(tiny, tmp_path):
     # Resumed from the checkpoint of round 3, not from scratch.
     node_log = read_jsonl(tmp_path / "nodes" / "node_0" / "metrics.jsonl")
     assert [r["round"] for r in node_log] == [5, 5, 10]
+
+
+@pytest.mark.parametrize(
+    "extra", [STATEFUL["choco-top_k"], STATEFUL["dp_sgd"]], ids=["choco-top_k", "dp_sgd"]
+)
+def test_stateful_deployment_resumes_exactly(tmp_path, extra):
+    cfg, opt = compose_config(*extra, "rounds=10", "eval_every=5", "checkpoint.every=3")
+    program = build_program(build_experiment(cfg, opt))
+    straight = run_loopback(cfg, program=program, workdir=tmp_path / "straight")
+    run_loopback(cfg, program=program, workdir=tmp_path / "run", stop_round=5)
+    resumed = run_loopback(
+        replace(cfg, resume=str(tmp_path / "run")), program=program, workdir=tmp_path / "run"
+    )
+    for i in range(cfg.topology.n):
+        assert_equal(node_params(resumed, i), node_params(straight, i))
+        assert_equal(resumed.nodes[i].state, straight.nodes[i].state)  # every state leaf
