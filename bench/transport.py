@@ -6,7 +6,8 @@ receives theirs (6 transfers of S bytes), for S = 1, 10 and 100 MB:
 * ``raw``: one process per node, plain ``sendall``/``recv_into`` over
   pre-connected 127.0.0.1 sockets into preallocated buffers (the floor).
 * ``tcp``: one process per node (as deployed), :class:`~dfl.transport.tcp.TcpTransport`:
-  framing, crc32 of every chunk on both sides, header and schema checks,
+  framing, the checksum of every chunk on both sides (xxh3, or crc32 without
+  ``xxhash``), header and schema checks,
   reassembly and the finite-value check, up to the decoded arrays.
 * ``loopback``: three nodes as threads of one process (as in tests), frames
   copied into ``bytes`` through queues, the same validation.

@@ -64,10 +64,11 @@ class FaultConfig:
       partition: groups of node ids; during ``partition_rounds`` no message
         crosses between groups (nodes in no group form one more group).
       partition_rounds: ``[start, stop)`` of the partition (empty: every round).
-      crash_node: loopback only: the node that crashes (-1: none). It stops
-        abruptly at the start of round ``crash_round`` (no final checkpoint)
-        and, with ``restart_after_s >= 0``, restarts from its last checkpoint
-        after that many seconds (``checkpoint.every`` must be set).
+      crash_node: the node that crashes (-1: none). It stops abruptly at the
+        start of round ``crash_round`` (no final checkpoint; in-process nodes
+        drop their endpoint, ``dfl.launch`` over tcp SIGKILLs the process) and,
+        with ``restart_after_s >= 0``, restarts from its last checkpoint after
+        that many seconds (``checkpoint.every`` must be set).
       crash_round: the round at whose start ``crash_node`` crashes.
       restart_after_s: seconds until the crashed node restarts; < 0: never.
       straggler_nodes: nodes that sleep ``straggler_delay_s`` before every

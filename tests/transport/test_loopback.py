@@ -13,6 +13,7 @@ from dfl.transport import (
     FaultInjector,
     Kind,
     LoopbackNetwork,
+    Transport,
     TransportClosedError,
     WireSpec,
     encode_payload,
@@ -45,6 +46,16 @@ def test_send_and_receive_chunked_messages():
     for leaves in got.messages.values():
         np.testing.assert_array_equal(SPEC.unflatten(leaves)["w"], TREE["w"])
     assert a.sent.bytes == message_nbytes(TREE, 1000) and a.sent.frames == len(payload.chunks)
+
+
+def test_loopback_carries_bytes_not_array_references():
+    _, (a, b, _), _ = endpoints()
+    assert isinstance(a, Transport)  # the runtime-checkable protocol
+    w = np.arange(3000, dtype=np.float32).reshape(100, 30)
+    a.send(1, 0, Kind.WIRE, encode_payload(SPEC, {"w": w, "b": np.ones(7, np.float32)}))
+    w[:] = -1  # the sender reuses its buffer before the receiver reads
+    got = b.receive(0, [0], soon())
+    np.testing.assert_array_equal(SPEC.unflatten(got.messages[0])["w"], TREE["w"])
 
 
 def test_deadline_bounds_the_wait_for_a_silent_peer():

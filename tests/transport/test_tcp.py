@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfl.transport import Kind, WireSpec, encode_payload, message_nbytes
+from dfl.transport import Kind, Transport, WireSpec, encode_payload, message_nbytes
 from dfl.transport.auth import NONCE_NBYTES, SECRET_ENV, load_secret, proof
 from dfl.transport.tcp import TcpTransport, addresses_from, free_ports, parse_address
 from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
@@ -34,6 +34,7 @@ def nodes():
 
 def test_chunked_round_trip_and_bytes(nodes):
     a, b, c = nodes
+    assert isinstance(a, Transport)  # the runtime-checkable protocol
     payload = encode_payload(SPEC, TREE, chunk_bytes=40_000)
     assert len(payload.chunks) == 6
     for r in range(3):
