@@ -74,6 +74,7 @@ def combine_round(
     """One combined record from the nodes' records and parameters of ``round_``."""
     stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
     sent = np.asarray([r["bytes_sent_per_node"] for r in records], dtype=np.float64)
+    received = [float(r.get("bytes_received_per_node", 0.0)) for r in records]
     loss = np.asarray([r["train_loss"] for r in records], dtype=np.float64)
     record: dict[str, Any] = {
         "round": round_,
@@ -84,6 +85,7 @@ def combine_round(
         "bytes_sent_per_node": float(sent.mean()),
         "bytes_sent_per_node_min": float(sent.min()),
         "bytes_sent_per_node_max": float(sent.max()),
+        "bytes_received_per_node": float(np.mean(received)),
         "train_loss_min": float(loss.min()),
         "train_loss_max": float(loss.max()),
         "nodes_reporting": len(records),

@@ -65,6 +65,8 @@ class Counters:
 
     Attributes:
       bytes_sent: bytes of its wire messages on the wire (headers included).
+      bytes_received: bytes of wire-message frames that reached it (headers
+        included), counted by its transport as they arrive.
       messages_sent: wire messages sent (one per out-neighbour and round).
       messages_received: valid wire messages used.
       messages_missing: in-neighbour messages absent at the deadline (rejected ones included).
@@ -78,6 +80,7 @@ class Counters:
     """
 
     bytes_sent: int = 0
+    bytes_received: int = 0
     messages_sent: int = 0
     messages_received: int = 0
     messages_missing: int = 0
@@ -187,6 +190,7 @@ class NodeRunner:
         self.on_round = on_round
         self.cancel = cancel or threading.Event()
         self.counters = Counters()
+        self._received_before = 0  # bytes_received of the run up to a restored checkpoint
         self.last: dict[int, Any] = {}
         self.records: list[dict[str, Any]] = []
         self.dependents: list[int] = []
@@ -223,8 +227,15 @@ class NodeRunner:
         log.info("node %d resumed from %s at round %d", self.node, self.resume.directory, start)
         return state, start
 
+    def _count_received(self) -> Counters:
+        """The counters, ``bytes_received`` updated from the transport."""
+        received = self.transport.received_bytes(Kind.WIRE)
+        self.counters.bytes_received = self._received_before + received
+        return self.counters
+
     def _save(self, rounds_done: int, state: Any) -> None:
         assert self.checkpointer is not None
+        self._count_received()
         meta = {
             "round": rounds_done,
             "node": self.node,
@@ -364,6 +375,7 @@ class NodeRunner:
         start = 0
         if self.resume is not None and self.resume.latest_step() is not None:
             state, start = self._restore(state)
+            self._received_before = self.counters.bytes_received
         data = tuple(dfl_data.node_slice(exp.federated.train, self.node))
         compile_time = self._warmup(state, data, min(start, cfg.rounds - 1))
         writer = None
@@ -445,7 +457,7 @@ class NodeRunner:
     ) -> None:
         fed = self.exp.federated
         acc = float(self.program.accuracy(state, fed.test_x, fed.test_y))
-        c = self.counters
+        c = self._count_received()
         record = {
             "round": round_,
             "wall_time": time.perf_counter() - began,
@@ -457,6 +469,7 @@ class NodeRunner:
             "test_accuracy_avg_model": acc,
             "consensus_distance": None,
             "bytes_sent_per_node": float(c.bytes_sent),
+            "bytes_received_per_node": float(c.bytes_received),
             "node": self.node,
             "messages_sent": c.messages_sent,
             "messages_received": c.messages_received,

@@ -75,6 +75,11 @@ class Transport(Protocol):
         """The highest round any peer has sent this node a frame for."""
         ...
 
+    def received_bytes(self, kind: int) -> int:
+        """Bytes of the frames of ``kind`` that reached this node (headers included,
+        valid or not): what the network delivered, measured at the receiver."""
+        ...
+
     def close(self) -> None:
         """Flushes what is being sent and releases every resource."""
         ...
@@ -128,6 +133,10 @@ class FramedTransport(abc.ABC):
         self.sent = SendStats()
         self._delayer: Delayer | None = None
         self._delayer_lock = threading.Lock()
+
+    def received_bytes(self, kind: int) -> int:
+        """Bytes of the frames of ``kind`` that reached this node (headers included)."""
+        return self.inbox.stats.bytes_by_kind.get(int(kind), 0)
 
     def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
         """Accept messages of ``kind`` laid out as ``spec`` from ``senders(round)``."""

@@ -103,6 +103,7 @@ class InboxStats:
 
     frames: int = 0
     bytes: int = 0
+    bytes_by_kind: dict[int, int] = dataclasses.field(default_factory=dict)
     messages: int = 0
     duplicates: int = 0
     rejected: int = 0
@@ -257,6 +258,8 @@ class Inbox:
         drop = Slot(h, None)
         self.stats.frames += 1
         self.stats.bytes += HEADER_NBYTES + h.length
+        kind_bytes = self.stats.bytes_by_kind
+        kind_bytes[h.kind] = kind_bytes.get(h.kind, 0) + HEADER_NBYTES + h.length
         if self._closed:
             return drop
         if h.run != self.run:

@@ -132,6 +132,10 @@ def test_loopback_deployment_equals_simulation(algorithm, compressor, extra):
         last_sim["bytes_sent_per_node"], rel=1e-12
     )
     assert last_sim["bytes_sent_per_node"] > cfg.rounds * 2 * program.spec.nbytes  # headers in
+    # ... and what arrived, measured by the receivers' transports, is the same.
+    assert last_dep["bytes_received_per_node"] == pytest.approx(
+        last_sim["bytes_sent_per_node"], rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(
