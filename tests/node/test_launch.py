@@ -64,6 +64,9 @@ def test_sigkill_restart_rejoins_the_run(tmp_path):
     assert last["messages_missing"] >= 2  # node 1's neighbours lost it while it was down
     log = (node_dir(tmp_path, 1) / "node.log").read_text()
     assert "resumed from" in log
+    # A new process takes seconds to start, its neighbours went on meanwhile
+    # (2 s deadlines): it jumped to their round instead of replaying.
+    assert "skipping to round" in log and last["rounds_skipped"] >= 1
 
 
 def test_launch_cli_loopback(tmp_path):
