@@ -91,7 +91,8 @@ def test_launch_cli_loopback(tmp_path):
     assert (tmp_path / "nodes" / "node_3" / "params" / "round_000020.npz").is_file()
 
 
-def test_ctrl_c_stops_every_node_process(tmp_path):
+def launch_until_running(tmp_path) -> subprocess.Popen:
+    """``python -m dfl.launch`` of a (practically) endless tcp run, once every node trains."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -113,38 +114,27 @@ def test_ctrl_c_stops_every_node_process(tmp_path):
     while not all(p.exists() for p in progress):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    pids = [int(p) for p in re.search(r"pids \[([\d, ]+)\]", out).group(1).split(",")]
-    assert len(pids) == 4
+    return proc
+
+
+def assert_gone(pids: list[int]) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
 
+def test_ctrl_c_stops_every_node_process(tmp_path):
+    proc = launch_until_running(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    pids = [int(p) for p in re.search(r"pids \[([\d, ]+)\]", out).group(1).split(",")]
+    assert len(pids) == 4
+    assert_gone(pids)
+
+
 def test_a_failing_node_stops_every_other_node(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dfl.launch",
-            *BASE,
-            "transport=tcp",
-            "rounds=100000",
-            "eval_every=100000",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    progress = [tmp_path / "nodes" / f"node_{i}" / "progress.json" for i in range(4)]
-    deadline = time.monotonic() + 300
-    while not all(p.exists() for p in progress):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.5)
+    proc = launch_until_running(tmp_path)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     nodes = [int(pid) for pid in children]
     assert len(nodes) == 4
@@ -152,6 +142,4 @@ def test_a_failing_node_stops_every_other_node(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert re.search(r"node\(s\) \[\d\] exited with", out), out[-2000:]
-    for pid in nodes:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert_gone(nodes)
