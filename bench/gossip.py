@@ -36,17 +36,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from sim_round import Loop  # bench/ is on the path when run as a script
+from sim_round import Loop, schedule_of  # bench/ is on the path when run as a script
 
 from dfl.algorithms import dsgd
-from dfl.config import MixingConfig, TopologyConfig
 from dfl.data import load_digits
 from dfl.data.batching import sample_batches
 from dfl.data.federated import prepare
 from dfl.gossip import make_mixer
 from dfl.models import build_model
 from dfl.sim.round import make_round, node_keys
-from dfl.topology import build_schedule
 from dfl.topology.schedule import MixingSchedule
 
 FEATURES, HIDDEN, CLASSES = 784, 256, 10
@@ -64,18 +62,6 @@ VARIANTS: list[tuple[str, str, str | None]] = [
     ("exponential", "sparse", "auto"),
 ]
 """(graph, form, block) of every mixing-only measurement."""
-
-
-def schedule_of(name: str, n: int) -> MixingSchedule:
-    """The ring (Metropolis–Hastings), the one-peer exponential graph, or the static
-    directed exponential graph with uniform weights (Ying et al. 2021)."""
-    if name == "one_peer_exponential":
-        topology, mixing = TopologyConfig(name=name, n=n), "graph_defined"
-    elif name == "exponential":
-        topology, mixing = TopologyConfig(name=name, n=n, directed=True), "uniform"
-    else:
-        topology, mixing = TopologyConfig(name=name, n=n), "metropolis_hastings"
-    return build_schedule(topology, MixingConfig(name=mixing), seed=0)
 
 
 def mlp_params(n: int) -> dict[str, jax.Array]:
