@@ -14,9 +14,10 @@ from dfl.algorithms.base import MissingRule
 from dfl.node import run_loopback
 from dfl.node.setup import rounds_ahead
 from dfl.transport import Kind, WireSpec, encode_payload, run_digest
-from dfl.transport.wire import HEADER_NBYTES, frame_bytes, parse_header
+from dfl.transport.wire import frame_bytes
 from tests.node.common import assert_equal, node_params, replace
 from tests.node.conftest import DEADLINE
+from tests.transport.forge import reheader
 
 
 def with_faults(cfg, **faults):
@@ -232,7 +233,9 @@ def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch, cap
         "schema digest mismatch": frames(wrong, [np.zeros(3, np.float32)], round_=500)[0],
         "non-finite values": frames(spec, nan, sender=3, round_=600)[0],
         "not an in-neighbour": frames(spec, good, sender=2, round_=1)[0],
-        "payload of": _reheader(frames(wrong, [np.zeros(3, np.float32)], round_=650)[0], spec),
+        "payload of": reheader(
+            frames(wrong, [np.zeros(3, np.float32)], round_=650)[0], schema=spec.digest
+        ),
         "truncated frame": frames(spec, good, round_=700)[0][:-10],
         "bad magic": b"\x80\x04garbage" + bytes(100),
     }
@@ -257,10 +260,3 @@ def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch, cap
     logged = [r.getMessage() for r in caplog.records if "node 0 rejected" in r.getMessage()]
     for reason in bad:
         assert any(reason in line for line in logged), (reason, logged)
-
-
-def _reheader(frame: bytes, spec: WireSpec) -> bytes:
-    """``frame`` claiming ``spec``'s schema digest: its payload size is then wrong."""
-    h = parse_header(frame)
-    forged = dataclasses.replace(h, schema=spec.digest)
-    return forged.pack() + frame[HEADER_NBYTES:]

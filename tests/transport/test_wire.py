@@ -29,6 +29,7 @@ from dfl.transport import (
     run_digest,
 )
 from dfl.transport.wire import DEFAULT_CHECKSUM, Checksum, Hasher, checksum, checksum_available
+from tests.transport.forge import reheader
 
 RUN = run_digest("run-a")
 
@@ -241,7 +242,7 @@ def test_rejects_oversized_payload(caplog):
     inbox = inbox_for(spec)
     # Same schema digest claimed, bigger payload: forge the header.
     frames = frames_of(WireSpec.from_tree(big), big)
-    forged = _reheader(frames[0], schema=spec.digest)
+    forged = reheader(frames[0], schema=spec.digest)
     got = rejected(inbox, caplog, [forged])
     assert "payload of" in got.rejected[1]
 
@@ -316,7 +317,7 @@ def test_hasher_matches_one_shot_checksums():
 def test_unknown_checksum_algorithm_is_rejected(caplog):
     spec = WireSpec.from_tree(tree())
     frame = frames_of(spec, tree())[0]
-    got = rejected(inbox_for(spec), caplog, [_reheader(frame, flags=7)])
+    got = rejected(inbox_for(spec), caplog, [reheader(frame, flags=7)])
     assert "unsupported flags" in got.rejections[0].reason
 
 
@@ -327,10 +328,3 @@ def test_parse_header_fields():
     assert h.total == spec.nbytes and h.schema == spec.digest and h.run == RUN
     with pytest.raises(WireError, match="bad magic"):
         parse_header(b"X" * 96)
-
-
-def _reheader(frame: bytes, **changes) -> bytes:
-    import dataclasses
-
-    h = parse_header(frame)
-    return dataclasses.replace(h, **changes).pack() + frame[HEADER_NBYTES:]
