@@ -66,7 +66,8 @@ class Counters:
     Attributes:
       bytes_sent: bytes of its wire messages on the wire (headers included).
       bytes_received: bytes of wire-message frames that reached it (headers
-        included), counted by its transport as they arrive.
+        included), counted by its transport as they arrive, for the rounds it has
+        done (a frame of a later round that came early counts from that round on).
       messages_sent: wire messages sent (one per out-neighbour and round).
       messages_received: valid wire messages used.
       messages_missing: in-neighbour messages absent at the deadline (rejected ones included).
@@ -227,15 +228,16 @@ class NodeRunner:
         log.info("node %d resumed from %s at round %d", self.node, self.resume.directory, start)
         return state, start
 
-    def _count_received(self) -> Counters:
-        """The counters, ``bytes_received`` updated from the transport."""
-        received = self.transport.received_bytes(Kind.WIRE)
+    def _count_received(self, rounds_done: int) -> Counters:
+        """The counters, ``bytes_received`` updated from the transport for rounds
+        ``0 .. rounds_done - 1``."""
+        received = self.transport.received_bytes(Kind.WIRE, through_round=rounds_done - 1)
         self.counters.bytes_received = self._received_before + received
         return self.counters
 
     def _save(self, rounds_done: int, state: Any) -> None:
         assert self.checkpointer is not None
-        self._count_received()
+        self._count_received(rounds_done)
         meta = {
             "round": rounds_done,
             "node": self.node,
@@ -457,7 +459,7 @@ class NodeRunner:
     ) -> None:
         fed = self.exp.federated
         acc = float(self.program.accuracy(state, fed.test_x, fed.test_y))
-        c = self._count_received()
+        c = self._count_received(round_)
         record = {
             "round": round_,
             "wall_time": time.perf_counter() - began,

@@ -75,9 +75,14 @@ class Transport(Protocol):
         """The highest round any peer has sent this node a frame for."""
         ...
 
-    def received_bytes(self, kind: int) -> int:
+    def received_bytes(self, kind: int, through_round: int | None = None) -> int:
         """Bytes of the frames of ``kind`` that reached this node (headers included,
-        valid or not): what the network delivered, measured at the receiver."""
+        valid or not): what the network delivered, measured at the receiver.
+
+        ``through_round`` counts only frames whose header names that round or an
+        earlier one, so a count taken after round ``r`` does not depend on how many
+        of round ``r + 1``'s frames happened to arrive already.
+        """
         ...
 
     def close(self) -> None:
@@ -134,9 +139,10 @@ class FramedTransport(abc.ABC):
         self._delayer: Delayer | None = None
         self._delayer_lock = threading.Lock()
 
-    def received_bytes(self, kind: int) -> int:
-        """Bytes of the frames of ``kind`` that reached this node (headers included)."""
-        return self.inbox.stats.bytes_by_kind.get(int(kind), 0)
+    def received_bytes(self, kind: int, through_round: int | None = None) -> int:
+        """Bytes of the frames of ``kind`` that reached this node (headers included),
+        of rounds up to ``through_round`` when given."""
+        return self.inbox.received_bytes(kind, through_round)
 
     def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
         """Accept messages of ``kind`` laid out as ``spec`` from ``senders(round)``."""

@@ -103,7 +103,7 @@ class InboxStats:
 
     frames: int = 0
     bytes: int = 0
-    bytes_by_kind: dict[int, int] = dataclasses.field(default_factory=dict)
+    bytes_by_kind_round: dict[tuple[int, int], int] = dataclasses.field(default_factory=dict)
     messages: int = 0
     duplicates: int = 0
     rejected: int = 0
@@ -258,8 +258,9 @@ class Inbox:
         drop = Slot(h, None)
         self.stats.frames += 1
         self.stats.bytes += HEADER_NBYTES + h.length
-        kind_bytes = self.stats.bytes_by_kind
-        kind_bytes[h.kind] = kind_bytes.get(h.kind, 0) + HEADER_NBYTES + h.length
+        by_round = self.stats.bytes_by_kind_round
+        key = (h.kind, h.round)
+        by_round[key] = by_round.get(key, 0) + HEADER_NBYTES + h.length
         if self._closed:
             return drop
         if h.run != self.run:
@@ -551,6 +552,17 @@ class Inbox:
             peer_rounds=dict(self._peer_seen),
             done=done,
         )
+
+    def received_bytes(self, kind: int, through_round: int | None = None) -> int:
+        """Bytes of the frames of ``kind`` whose header parsed (headers included,
+        valid or not), of rounds up to ``through_round`` when given."""
+        kind = int(kind)
+        with self._cond:
+            return sum(
+                n
+                for (k, r), n in self.stats.bytes_by_kind_round.items()
+                if k == kind and (through_round is None or r <= through_round)
+            )
 
     def latest_round(self) -> int | None:
         """The highest round of any valid message a peer has sent this node."""

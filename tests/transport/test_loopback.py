@@ -58,6 +58,19 @@ def test_loopback_carries_bytes_not_array_references():
     np.testing.assert_array_equal(SPEC.unflatten(got.messages[0])["w"], TREE["w"])
 
 
+def test_received_bytes_are_attributed_to_the_frames_rounds():
+    _, (a, b, c), payload = endpoints()
+    one = message_nbytes(TREE, 1000)
+    a.send(1, 0, Kind.WIRE, payload)
+    c.send(1, 0, Kind.WIRE, payload)
+    a.send(1, 1, Kind.WIRE, payload)  # round 1's message arrives before round 0 is over
+    b.receive(0, [0, 2], soon())
+    assert b.received_bytes(Kind.WIRE, through_round=0) == 2 * one
+    assert b.received_bytes(Kind.WIRE, through_round=1) == b.received_bytes(Kind.WIRE) == 3 * one
+    assert b.received_bytes(Kind.WIRE, through_round=-1) == 0
+    assert b.received_bytes(Kind.BYE) == 0
+
+
 def test_deadline_bounds_the_wait_for_a_silent_peer():
     _, (a, b, _), payload = endpoints()
     a.send(1, 0, Kind.WIRE, payload)
