@@ -45,7 +45,12 @@ def test_deployment_resumes_exactly(tiny, tmp_path):
     records = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["round"] for r in records] == [5, 10]
     expected = baseline.records[-1]
-    for key in ("test_accuracy_mean", "bytes_sent_per_node", "messages_missing"):
+    for key in (
+        "test_accuracy_mean",
+        "bytes_sent_per_node",
+        "bytes_received_per_node",
+        "messages_missing",
+    ):
         assert records[-1][key] == expected[key]
     # Resumed from the checkpoint of round 3, not from scratch.
     node_log = read_jsonl(tmp_path / "nodes" / "node_0" / "metrics.jsonl")
