@@ -96,17 +96,17 @@ def test_finished_peer_is_not_awaited():
     a.send(1, 0, Kind.BYE, encode_payload(WireSpec.empty(), ()))
     assert list(b.receive(0, [0], soon()).messages) == [0]
     start = time.monotonic()
-    got = b.receive(1, [0], soon(5.0))
-    assert got.finished == [0] and time.monotonic() - start < 1.0
+    got = b.receive(1, [0], soon(10.0))
+    assert got.finished == [0] and time.monotonic() - start < 3.0
 
 
 def test_a_dependent_two_rounds_ahead_is_not_awaited():
     _, (a, b, _), payload = endpoints()
     a.send(1, 2, Kind.WIRE, payload)
     start = time.monotonic()
-    got = b.receive(0, [0], soon(5.0), dependents=[0])
+    got = b.receive(0, [0], soon(10.0), dependents=[0])
     assert got.missing == [0] and got.peer_rounds == {0: 2}
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 3.0
 
 
 def test_close_wakes_a_waiting_receive_and_dead_peers_lose_messages():
