@@ -103,10 +103,46 @@ class InboxStats:
 
     frames: int = 0
     bytes: int = 0
-    bytes_by_kind_round: dict[tuple[int, int], int] = dataclasses.field(default_factory=dict)
     messages: int = 0
     duplicates: int = 0
     rejected: int = 0
+
+
+class RoundBytes:
+    """Bytes received per message kind, attributed to the round in each frame's header.
+
+    Rounds before the inbox's current round are folded into one total per kind,
+    and rounds past its window into the window's last round, so memory stays
+    bounded whatever round numbers a peer writes into its headers.
+    """
+
+    def __init__(self) -> None:
+        self._past: dict[int, int] = {}
+        self._ahead: dict[tuple[int, int], int] = {}
+
+    def add(self, kind: int, round_: int, nbytes: int, *, floor: int, last: int) -> None:
+        """Counts a frame of ``round_`` when the current round is ``floor`` and
+        ``last`` is the furthest round accepted."""
+        if round_ < floor:
+            self._past[kind] = self._past.get(kind, 0) + nbytes
+            return
+        key = (kind, min(round_, last + 1))
+        self._ahead[key] = self._ahead.get(key, 0) + nbytes
+
+    def fold(self, floor: int) -> None:
+        """Folds the rounds before ``floor`` into the per-kind totals."""
+        for key in [k for k in self._ahead if k[1] < floor]:
+            self._past[key[0]] = self._past.get(key[0], 0) + self._ahead.pop(key)
+
+    def total(self, kind: int, through_round: int | None = None) -> int:
+        """Bytes of ``kind``, of rounds up to ``through_round`` when given (rounds
+        already folded are always included)."""
+        ahead = sum(
+            n
+            for (k, r), n in self._ahead.items()
+            if k == kind and (through_round is None or r <= through_round)
+        )
+        return self._past.get(kind, 0) + ahead
 
 
 @dataclasses.dataclass
@@ -161,6 +197,7 @@ class Inbox:
         self.max_rounds_ahead = max_rounds_ahead
         self.max_message_bytes = max_message_bytes
         self.stats = InboxStats()
+        self._round_bytes = RoundBytes()
         self._specs: dict[int, WireSpec] = {
             Kind.BYE: WireSpec.empty(),
             Kind.WAITING: WireSpec.empty(),
@@ -258,9 +295,13 @@ class Inbox:
         drop = Slot(h, None)
         self.stats.frames += 1
         self.stats.bytes += HEADER_NBYTES + h.length
-        by_round = self.stats.bytes_by_kind_round
-        key = (h.kind, h.round)
-        by_round[key] = by_round.get(key, 0) + HEADER_NBYTES + h.length
+        self._round_bytes.add(
+            h.kind,
+            h.round,
+            HEADER_NBYTES + h.length,
+            floor=self._floor,
+            last=self._floor + self.max_rounds_ahead,
+        )
         if self._closed:
             return drop
         if h.run != self.run:
@@ -464,6 +505,7 @@ class Inbox:
         if round_ <= self._floor:
             return
         self._floor = round_
+        self._round_bytes.fold(round_)
         for key in [k for k in self._complete if k[0] < round_]:
             del self._complete[key]
         for key in [k for k in self._buffers if k[0] < round_]:
@@ -555,14 +597,10 @@ class Inbox:
 
     def received_bytes(self, kind: int, through_round: int | None = None) -> int:
         """Bytes of the frames of ``kind`` whose header parsed (headers included,
-        valid or not), of rounds up to ``through_round`` when given."""
-        kind = int(kind)
+        valid or not), of rounds up to ``through_round`` when given: see
+        :class:`RoundBytes` (frames of rounds before the current one always count)."""
         with self._cond:
-            return sum(
-                n
-                for (k, r), n in self.stats.bytes_by_kind_round.items()
-                if k == kind and (through_round is None or r <= through_round)
-            )
+            return self._round_bytes.total(int(kind), through_round)
 
     def latest_round(self) -> int | None:
         """The highest round of any valid message a peer has sent this node."""

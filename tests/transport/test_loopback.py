@@ -19,6 +19,7 @@ from dfl.transport import (
     encode_payload,
     message_nbytes,
 )
+from dfl.transport.inbox import RoundBytes
 from dfl.transport.wire import frame_bytes, run_digest
 
 TREE = {"w": jnp.arange(3000, dtype=jnp.float32).reshape(100, 30), "b": jnp.ones(7)}
@@ -69,6 +70,18 @@ def test_received_bytes_are_attributed_to_the_frames_rounds():
     assert b.received_bytes(Kind.WIRE, through_round=1) == b.received_bytes(Kind.WIRE) == 3 * one
     assert b.received_bytes(Kind.WIRE, through_round=-1) == 0
     assert b.received_bytes(Kind.BYE) == 0
+
+
+def test_round_bytes_stay_bounded_whatever_rounds_headers_name():
+    counts = RoundBytes()
+    counts.add(1, 10**15, 100, floor=3, last=5)  # far past the window: at round 6
+    counts.add(1, 0, 10, floor=3, last=5)  # old: counts from now on
+    counts.add(1, 4, 1, floor=3, last=5)
+    counts.add(2, 4, 1000, floor=3, last=5)
+    assert [counts.total(1, r) for r in (2, 4, 5, 6)] == [10, 11, 11, 111]
+    counts.fold(5)
+    assert counts.total(1, 4) == 11 and counts.total(1) == 111 and counts.total(2) == 1000
+    assert len(counts._ahead) == 1  # rounds before 5 are folded away
 
 
 def test_deadline_bounds_the_wait_for_a_silent_peer():
