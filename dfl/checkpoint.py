@@ -9,7 +9,7 @@ A checkpoint holds what a run needs to continue exactly where it stopped:
 * ``meta``: JSON: the next round to run and the counters (bytes, messages).
 
 No key or data-pipeline RNG state needs saving: every key of round ``t`` is
-derived from the seed and ``t`` (:meth:`dfl.sim.experiment.Experiment.stream`),
+derived from the seed and ``t`` (:meth:`dfl.experiment.Experiment.stream`),
 so the round number is the whole RNG state.
 
 Example::

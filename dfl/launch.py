@@ -142,12 +142,12 @@ def launch_processes(
     import optax
 
     from dfl.checkpoint import checkpoint_dir
+    from dfl.experiment import build_experiment
     from dfl.metrics import MetricsWriter, read_jsonl
     from dfl.metrics.display import round_progress
     from dfl.node.collect import combine_files, node_dir, write_metadata, write_summary
     from dfl.node.program import build_program
     from dfl.node.setup import run_id
-    from dfl.sim.experiment import build_experiment
     from dfl.transport.tcp import addresses_from, free_ports
 
     workdir = Path(workdir).resolve()

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, mix_rows, to_device, weight_dtype
+from dfl.gossip.blocking import Block, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, circulant_coefficients
 from dfl.topology.schedule import MixingSchedule
 
@@ -29,7 +29,7 @@ class CirculantMixer:
     leaf twice), so a new round never recompiles.
 
     On CPU the leaf is mixed a cache-sized block of columns at a time and in place
-    (see :func:`~dfl.gossip.leaves.mix_rows`), so the ``S`` shifted reads hit cache
+    (see :func:`~dfl.gossip.blocking.mix_rows`), so the ``S`` shifted reads hit cache
     and the cost is about one pass over the parameters whatever ``S``.
 
     Args:

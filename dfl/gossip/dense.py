@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
+from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.topology.schedule import MixingSchedule
 
 
@@ -19,7 +19,7 @@ class DenseMixer:
 
     Args:
       schedule: the mixing schedule.
-      block: columns per block (see :func:`~dfl.gossip.leaves.mix_rows`); ``"auto"``
+      block: columns per block (see :func:`~dfl.gossip.blocking.mix_rows`); ``"auto"``
         and ``None`` mix each leaf with one matmul (the product is compute bound, and
         blocking small ``N`` only adds per-block matmul calls).
 

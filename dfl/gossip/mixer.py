@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from dfl.gossip.blocking import Block
 from dfl.gossip.circulant import CirculantMixer
 from dfl.gossip.dense import DenseMixer
-from dfl.gossip.leaves import Block
 from dfl.gossip.permutation import PermutationMixer
 from dfl.gossip.segment import SegmentMixer
 from dfl.gossip.sparse import SparseMixer
@@ -90,7 +90,7 @@ def make_mixer(schedule: MixingSchedule, *, form: str = "auto", block: Block = "
       block: columns mixed per block: ``"auto"`` blocks (cache-sized, in place) on a
         single CPU device only and never for ``dense``, ``None`` mixes each leaf in
         one fused pass, an int forces that block size (see
-        :func:`dfl.gossip.leaves.mix_rows`).
+        :func:`dfl.gossip.blocking.mix_rows`).
 
     Returns:
       A :class:`Mixer`.

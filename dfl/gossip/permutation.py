@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
+from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree
 from dfl.topology.schedule import MixingSchedule
 
@@ -48,7 +48,7 @@ class PermutationMixer:
       schedule: a schedule whose rounds have in-degree <= 1 (random schedules must
         promise it with ``GraphSchedule.one_peer``).
       block: columns per block, ``"auto"`` (blocked and in place on a single CPU
-        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
+        device, see :func:`~dfl.gossip.blocking.mix_rows`) or ``None``.
     """
 
     form = "permutation"

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
+from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -45,7 +45,7 @@ class SegmentMixer:
       schedule: a periodic schedule (random schedules need ``size``).
       size: edge slots ``E``; default the largest arc count over the period.
       block: columns per block, ``"auto"`` (blocked and in place on a single CPU
-        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
+        device, see :func:`~dfl.gossip.blocking.mix_rows`) or ``None``.
     """
 
     form = "segment"

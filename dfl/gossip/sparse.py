@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.leaves import Block, RoundData, mix_rows, to_device, weight_dtype
+from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
 from dfl.gossip.structure import ATOL, off_diagonal_in_degree, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
@@ -44,7 +44,7 @@ class SparseMixer:
       schedule: a periodic schedule (random schedules need ``width``).
       width: neighbour slots ``K``; default the largest in-degree over the period.
       block: columns per block, ``"auto"`` (blocked and in place on a single CPU
-        device, see :func:`~dfl.gossip.leaves.mix_rows`) or ``None``.
+        device, see :func:`~dfl.gossip.blocking.mix_rows`) or ``None``.
     """
 
     form = "sparse"

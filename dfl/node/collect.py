@@ -1,7 +1,7 @@
 """Combine per-node records and parameters into the simulation's metrics records.
 
 At every evaluation round the launcher stacks the nodes' evaluated parameters
-and scores them exactly as the simulation does (:func:`dfl.sim.evaluate.make_evaluate`):
+and scores them exactly as the simulation does (:func:`dfl.evaluate.make_evaluate`):
 per-node accuracy (mean/min/max), the node-averaged model's accuracy and the
 consensus distance. Counters are combined over nodes: ``bytes_sent_per_node``
 is the mean (as in the simulation), the message counts are sums.
@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfl.evaluate import make_evaluate, make_local_evaluate
+from dfl.experiment import Experiment
 from dfl.metrics import read_jsonl
 from dfl.node.runner import load_params, params_path
-from dfl.sim.evaluate import make_evaluate, make_local_evaluate
-from dfl.sim.experiment import Experiment
 
 SUMMED = (
     "messages_sent",
@@ -46,7 +46,7 @@ def make_scorer(exp: Experiment):
     """``score(stacked_params, nodes) -> dict`` of the simulation's evaluation metrics.
 
     ``stacked_params`` holds the parameters of ``nodes`` (in that order). The
-    metrics are the simulation's (:mod:`dfl.sim.evaluate`, jitted): test accuracy
+    metrics are the simulation's (:mod:`dfl.evaluate`, jitted): test accuracy
     mean/min/max, the averaged model's accuracy, the consensus distance and, with
     ``data.local_test_fraction > 0``, each node's accuracy on its own held-out
     rows (``local_test_accuracy_*``).

@@ -21,6 +21,7 @@ from typing import Any
 import optax
 
 from dfl.checkpoint import checkpointers
+from dfl.experiment import Experiment, build_experiment
 from dfl.metrics import MetricsWriter
 from dfl.node.collect import (
     combine_files,
@@ -33,7 +34,6 @@ from dfl.node.collect import (
 from dfl.node.program import NodeProgram, build_program
 from dfl.node.runner import NodeCrashError, NodeResult, NodeRunner
 from dfl.node.setup import rounds_ahead, run_id
-from dfl.sim.experiment import Experiment, build_experiment
 from dfl.transport.auth import load_secret, new_secret
 from dfl.transport.faults import FaultInjector, FaultStats
 from dfl.transport.inbox import TransportClosedError

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.sim.evaluate import make_evaluate
-from dfl.sim.experiment import (
+from dfl.evaluate import make_evaluate
+from dfl.experiment import (
     ALGORITHM_STREAM,
     BATCH_STREAM,
     Experiment,

@@ -14,10 +14,10 @@ import optax
 
 from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
+from dfl.experiment import build_experiment
 from dfl.node.program import build_program
 from dfl.node.runner import NodeResult, NodeRunner
 from dfl.node.setup import rounds_ahead, run_id
-from dfl.sim.experiment import build_experiment
 from dfl.transport.auth import SECRET_ENV, load_secret
 from dfl.transport.faults import FaultInjector
 from dfl.transport.tcp import TcpTransport, addresses_from

@@ -16,11 +16,8 @@ import optax
 
 from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
-from dfl.gossip import FORMS, make_mixer
-from dfl.metrics import MetricsWriter, run_metadata
-from dfl.metrics.display import round_progress, summary_table
-from dfl.sim.evaluate import make_evaluate, make_local_evaluate
-from dfl.sim.experiment import (
+from dfl.evaluate import make_evaluate, make_local_evaluate
+from dfl.experiment import (
     ALGORITHM_STREAM,
     BATCH_STREAM,
     Experiment,
@@ -28,6 +25,9 @@ from dfl.sim.experiment import (
     init_state,
     make_sampler,
 )
+from dfl.gossip import FORMS, make_mixer
+from dfl.metrics import MetricsWriter, run_metadata
+from dfl.metrics.display import round_progress, summary_table
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import header_nbytes

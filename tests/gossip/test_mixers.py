@@ -13,7 +13,7 @@ from hypothesis import given, settings
 
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 from dfl.gossip import DenseMixer, choose_form, make_mixer
-from dfl.gossip.leaves import MAX_BLOCK, MIN_BLOCK, resolve_block
+from dfl.gossip.blocking import MAX_BLOCK, MIN_BLOCK, resolve_block
 from dfl.topology import build_schedule
 from dfl.topology.mixing import metropolis_hastings
 from dfl.topology.schedule import GraphSchedule, MixingSchedule

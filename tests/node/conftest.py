@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dfl.experiment import build_experiment
 from dfl.node import build_program, run_loopback
-from dfl.sim.experiment import build_experiment
 from tests.node.common import compose_config
 
 DEADLINE = 1.0

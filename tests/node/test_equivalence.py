@@ -12,9 +12,9 @@ import pytest
 from dfl.algorithms import ALGORITHMS
 from dfl.compression import COMPRESSORS
 from dfl.config.store import conf_dir
+from dfl.experiment import build_experiment
 from dfl.gossip import choose_form
 from dfl.node import build_program, run_in_process, run_loopback
-from dfl.sim.experiment import build_experiment
 from dfl.sim.runner import simulate
 from tests.node.common import (
     assert_close,

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from dfl.experiment import build_experiment
 from dfl.metrics import read_jsonl
 from dfl.node import build_program, run_loopback
-from dfl.sim.experiment import build_experiment
 from dfl.sim.runner import simulate
 from tests.node.common import assert_equal, compose_config, node_params, replace
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dfl.cli import instantiate_optimizer, to_config
-from dfl.sim.experiment import build_experiment, init_node_state, init_state
+from dfl.experiment import build_experiment, init_node_state, init_state
 from dfl.sim.runner import simulate
 from tests.conftest import compose_config
 

@@ -9,8 +9,8 @@ import optax
 
 from dfl.algorithms import dsgd
 from dfl.data import NodeData
+from dfl.evaluate import consensus_distance, make_evaluate, make_local_evaluate
 from dfl.models import build_model
-from dfl.sim.evaluate import consensus_distance, make_evaluate, make_local_evaluate
 
 
 def test_consensus_distance_matches_numpy():
