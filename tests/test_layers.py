@@ -22,8 +22,8 @@ ENTRY_POINTS = ("train.py", "launch.py", "inspect.py", "report", "cli.py", "node
 
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # layer: (its packages under dfl/, the dfl modules and third-party roots it may not import)
-    "math": (MATH, tuple(f"dfl.{m}" for m in RUNTIME) + ("dfl.config.store",) + HYDRA),
-    "transport": (("transport",), tuple(f"dfl.{m}" for m in (*MATH, "sim", "node")) + HYDRA),
+    "math": (MATH, (*(f"dfl.{m}" for m in RUNTIME), "dfl.config.store", *HYDRA)),
+    "transport": (("transport",), (*(f"dfl.{m}" for m in (*MATH, "sim", "node")), *HYDRA)),
 }
 
 
