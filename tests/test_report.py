@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import dfl
 from dfl.report import Run, default_by, load_runs, main, report, summarize_run
 
 ACCURACY = {  # (topology, seed) -> test_accuracy_mean at rounds 1..4
@@ -233,6 +237,17 @@ def test_config_keys_when_overrides_do_not_tell_runs_apart(multirun, tmp_path):
     assert lines[4].split(" | ")[4] == "0.9600"  # one seed: no ± std
 
 
+def test_runs_inside_runs_and_empty_runs_are_not_runs(multirun, tmp_path):
+    # A deployment keeps each node's metrics.jsonl and config in nodes/node_<i>/.
+    run = multirun / "0_seed=0,topology=ring"
+    write_run(run / "nodes" / "node_0", config("ring", 0), records("ring", 1, private=False), None)
+    failed = write_run(multirun / "6_seed=3,topology=ring", config("ring", 3), [], None)
+    result = report([multirun], out=tmp_path / "out")
+    assert result.warnings == [f"skipped {failed}: its metrics.jsonl is empty"]
+    ring = (tmp_path / "out" / "results.md").read_text().splitlines()[2]
+    assert ring.startswith("| ring | 3 | 4 | 0.8500 ± 0.0866 | ")
+
+
 def test_group_that_mixes_configurations_warns(multirun, tmp_path):
     result = report([multirun], by=["topology.n"], out=tmp_path / "out")
     assert result.warnings == [
@@ -251,6 +266,27 @@ def test_default_output_is_a_report_folder_in_the_current_directory(
     main([str(multirun)])
     assert (cwd / "report" / "results.md").exists() and (cwd / "report" / "results.csv").exists()
     assert sorted(p.relative_to(multirun) for p in multirun.rglob("*")) == before
+
+
+def test_python_m_dfl_report(multirun, tmp_path):
+    """The README's command, as a subprocess from another directory."""
+    env = {**os.environ, "PYTHONPATH": str(Path(dfl.__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "dfl.report", str(multirun), "--x", "round"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| ring | 3 | 4 | 0.8500 ± 0.0866 |" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "accuracy_vs_round.png",
+        "consensus_vs_round.png",
+        "results.csv",
+        "results.md",
+    ]
 
 
 def error(capsys, *argv: str) -> str:

@@ -92,7 +92,9 @@ def load_runs(
     """Every run in or under ``paths`` (run or multirun directories), each once.
 
     Runs are ordered by path, then by directory name with numbers compared as
-    numbers (Hydra's job order). A run directory whose ``metrics.jsonl`` is
+    numbers (Hydra's job order). A run directory inside another one (a
+    deployment's per-node ``nodes/node_<i>/``) is part of that run, not a run
+    of its own. A run directory whose ``metrics.jsonl`` is
     still empty (a failed or unstarted job) is left out and appended to ``skipped``.
 
     Raises:
@@ -105,13 +107,14 @@ def load_runs(
     for path in map(Path, paths):
         if not path.exists():
             raise ReportError(f"path {str(path)!r} does not exist")
+        candidates = {
+            m.parent
+            for m in path.rglob("metrics.jsonl")
+            if (m.parent / "config_resolved.yaml").exists()
+        }
+        # a run inside a run is part of it (a deployment's nodes/node_<i>/)
         dirs = sorted(
-            (
-                m.parent
-                for m in path.rglob("metrics.jsonl")
-                if (m.parent / "config_resolved.yaml").exists()
-            ),
-            key=_natural,
+            (d for d in candidates if not any(p in candidates for p in d.parents)), key=_natural
         )
         found = 0
         for directory in dirs:
