@@ -94,8 +94,8 @@ def load_runs(
     Runs are ordered by path, then by directory name with numbers compared as
     numbers (Hydra's job order). A run directory inside another one (a
     deployment's per-node ``nodes/node_<i>/``) is part of that run, not a run
-    of its own. A run directory whose ``metrics.jsonl`` is
-    still empty (a failed or unstarted job) is left out and appended to ``skipped``.
+    of its own. A run whose ``metrics.jsonl`` is still empty (a failed or
+    unstarted job) is left out and appended to ``skipped``.
 
     Raises:
       ReportError: a path does not exist or holds no run with records.

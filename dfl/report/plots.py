@@ -80,9 +80,9 @@ def seed_curve(runs: Sequence[Run], x: str, y: str) -> Curve:
     values = np.array([[p[t] for t in common] for p in per_run], dtype=float).reshape(
         len(runs), len(common), 2
     )
-    std = values[..., 1].std(axis=0, ddof=1) if len(runs) > 1 else None
-    ys = values[..., 1]
-    return Curve(values[..., 0].mean(axis=0), ys.mean(axis=0), std, ys.min(axis=0, initial=np.inf))
+    xs, ys = values[..., 0], values[..., 1]
+    std = ys.std(axis=0, ddof=1) if len(runs) > 1 else None
+    return Curve(xs.mean(axis=0), ys.mean(axis=0), std, ys.min(axis=0, initial=np.inf))
 
 
 def plot(
