@@ -1,0 +1,5 @@
+"""Entry point of ``python -m dfl.report``."""
+
+from dfl.report.cli import main
+
+main()
