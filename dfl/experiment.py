@@ -163,7 +163,9 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
                 f"compression={cfg.compression.name!r}"
             )
         algorithm = with_message_noise(algorithm, cfg.privacy.message_noise)
-    schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+    schedule = build_schedule(
+        cfg.topology, cfg.mixing, seed=cfg.seed, requirements=algorithm.requirements
+    )
     check_requirements(schedule, algorithm.requirements, algorithm.name)
     return Experiment(cfg, model, algorithm, federated, schedule, privacy)
 

@@ -77,7 +77,7 @@ def test_not_doubly_stochastic_warns():
 
 def test_overriding_graph_weights_warns():
     with pytest.warns(UserWarning, match="defines its own weights"):
-        build_schedule(TopologyConfig("base_k", n=6), MixingConfig(), seed=0)
+        build_schedule(TopologyConfig("base_k", n=6), MixingConfig("metropolis_hastings"), seed=0)
 
 
 def test_config_errors():
@@ -88,7 +88,9 @@ def test_config_errors():
     with pytest.raises(ValueError, match="rows=5, cols=5"):
         build_schedule(TopologyConfig("torus", n=16, rows=5, cols=5), MixingConfig(), seed=0)
     with pytest.raises(ValueError, match="needs an undirected graph"):
-        build_schedule(TopologyConfig("exponential", directed=True), MixingConfig(), seed=0)
+        build_schedule(
+            TopologyConfig("exponential", directed=True), MixingConfig("metropolis_hastings"), seed=0
+        )
 
 
 def test_edge_list(tmp_path):
