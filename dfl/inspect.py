@@ -2,7 +2,8 @@
 
 Prints one JSON object describing the mixing schedule of the composed config:
 the mixing rule used (``mixing``; ``mixing_default`` says whether it is the
-topology's natural rule, picked by the default ``mixing=auto``), graph statistics, stochasticity, symmetry, ``spectral_gap``/``slem`` and, for
+topology's natural rule, picked by the default ``mixing=auto``), graph
+statistics, stochasticity, symmetry, ``spectral_gap``/``slem`` and, for
 time-varying topologies, ``period`` and ``product_slem`` (see
 :func:`dfl.topology.spectral.diagnose`), plus whether the configured algorithm
 accepts this W (``requirements_ok`` and, if not, ``requirements_error``).

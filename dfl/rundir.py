@@ -38,7 +38,11 @@ def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
     """``key: saved -> new`` for the first ``limit`` dotted keys whose values differ."""
     a, b = _flatten(saved), _flatten(new)
     keys = sorted(set(a) | set(b))
-    diffs = [f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in keys if a.get(k) != b.get(k)]
+    diffs = [
+        f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]
     return diffs[:limit] + ([f"... ({len(diffs) - limit} more)"] if len(diffs) > limit else [])
 
 

@@ -45,7 +45,7 @@ def check_known_keys(config: Any) -> None:
         leaf = key.rsplit(".", 1)[-1]
         close = difflib.get_close_matches(leaf, known, n=1)
         owner = key.rsplit(".", 1)[0] if "." in key else ""
-        label = f"{owner}={str(choice)}" if choice is not None else owner
+        label = f"{owner}={choice!s}" if choice is not None else owner
         where = f" ({label} takes: {', '.join(known)})" if owner else ""
         hint = f" (did you mean {key[: len(key) - len(leaf)] + close[0]!r}?)" if close else ""
         problems.append(f"{key!r}{hint}{where}")

@@ -89,7 +89,9 @@ def test_config_errors():
         build_schedule(TopologyConfig("torus", n=16, rows=5, cols=5), MixingConfig(), seed=0)
     with pytest.raises(ValueError, match="needs an undirected graph"):
         build_schedule(
-            TopologyConfig("exponential", directed=True), MixingConfig("metropolis_hastings"), seed=0
+            TopologyConfig("exponential", directed=True),
+            MixingConfig("metropolis_hastings"),
+            seed=0,
         )
 
 
