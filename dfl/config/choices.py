@@ -26,21 +26,6 @@ class Order(Choice):
     cta = "cta"
 
 
-class MixingRule(Choice):
-    """``mixing.name`` (and ``mixing.base`` of ``lazy``).
-
-    ``auto`` is the topology's natural rule (:func:`dfl.topology.mixing.natural_rule`).
-    """
-
-    auto = "auto"
-    metropolis_hastings = "metropolis_hastings"
-    max_degree = "max_degree"
-    uniform = "uniform"
-    column_stochastic = "column_stochastic"
-    graph_defined = "graph_defined"
-    lazy = "lazy"
-
-
 class ModelInit(Choice):
     """``model.init``: one initialisation for all nodes, or one per node."""
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from dfl.config.choices import MixingRule
-
 
 @dataclasses.dataclass
 class TopologyConfig:
@@ -60,6 +58,6 @@ class MixingConfig:
       base: ``lazy``: the rule that gives ``W_base`` (any name above but ``lazy``).
     """
 
-    name: MixingRule = MixingRule.auto
+    name: str = "auto"
     beta: float = 0.5
-    base: MixingRule = MixingRule.auto
+    base: str = "auto"

@@ -13,13 +13,12 @@ from dfl.algorithms import ALGORITHMS
 from dfl.cli import to_config
 from dfl.compression import COMPRESSORS
 from dfl.config import algorithm_schema, compression_schema
-from dfl.config.choices import Accountant, MixingRule, Partition, Sampling
+from dfl.config.choices import Accountant, Partition, Sampling
 from dfl.config.optimizer_checks import learning_rate_problem
 from dfl.config.store import conf_dir
 from dfl.data import SCHEMES
 from dfl.experiment import validate_config
 from dfl.privacy.accounting import ACCOUNTANTS, SAMPLINGS
-from dfl.topology import RULES
 from tests.conftest import compose_config
 
 COMPOSE_ERRORS = (ConfigCompositionException, ValidationError)
@@ -84,7 +83,6 @@ def test_plus_typo_is_an_error_from_the_command_line(capsys):
         ("model.init=shared", "same, independent"),
         ("data.partition=dirichelt", "iid, dirichlet, shards, natural"),
         ("privacy.accountant=gdp", "rdp, pld"),
-        ("mixing.name=metropolis", "auto, metropolis_hastings"),
     ],
 )
 def test_string_choices_are_enums_checked_at_compose(override, allowed):
@@ -97,7 +95,6 @@ def test_string_choices_are_enums_checked_at_compose(override, allowed):
 def test_enums_list_what_the_library_accepts():
     assert set(Partition) == set(SCHEMES)
     assert set(Accountant) == set(ACCOUNTANTS) and set(Sampling) == set(SAMPLINGS)
-    assert set(MixingRule) == {*RULES, "auto", "lazy"}
 
 
 def test_every_group_file_has_its_schema_and_every_field_reaches_the_builder():

@@ -175,13 +175,14 @@ def test_default_mixing_is_the_natural_rule(topology, stochastic, rule):
 
 def test_default_mixing_keeps_base_k_exact_and_an_override_still_applies():
     exact = build_schedule(TopologyConfig("base_k", n=12), MixingConfig(), seed=0)
+    assert exact.matrices is not None
     P = np.linalg.multi_dot([*exact.matrices[::-1], np.eye(12)])
     np.testing.assert_allclose(P, np.full((12, 12), 1 / 12), atol=1e-12)  # exact averaging
     with pytest.warns(UserWarning, match="defines its own weights"):
         mh = build_schedule(
             TopologyConfig("base_k", n=12), MixingConfig("metropolis_hastings"), seed=0
         )
-    assert mh.rule_name == "metropolis_hastings"
+    assert mh.rule_name == "metropolis_hastings" and mh.matrices is not None
     P = np.linalg.multi_dot([*mh.matrices[::-1], np.eye(12)])
     assert np.abs(P - 1 / 12).max() > 0.01
 
@@ -190,8 +191,9 @@ def test_lazy_wraps_the_natural_rule():
     with pytest.warns(UserWarning, match="defines its own weights"):  # lazy changes them
         s = build_schedule(TopologyConfig("base_k", n=6), MixingConfig("lazy", beta=0.5), seed=0)
     assert s.rule_name == "lazy(graph_defined, beta=0.5)"
-    g = s.topology(0)
-    np.testing.assert_allclose(s.weights(0), 0.5 * np.eye(6) + 0.5 * g.weights)
+    own = s.topology(0).weights
+    assert own is not None
+    np.testing.assert_allclose(s.weights(0), 0.5 * np.eye(6) + 0.5 * own)
 
 
 @pytest.mark.parametrize("n", [0, 1])
