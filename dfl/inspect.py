@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             cfg = compose(config_name="config", overrides=argv)
         except HydraException as e:
-            print(f"dfl: error: {e}", file=sys.stderr)
+            cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""  # e.g. the allowed values
+            print(f"dfl: error: {e}{cause}", file=sys.stderr)
             raise SystemExit(2) from None
     report = user_errors(lambda: inspect_config(to_config(cfg)))
     print(json.dumps(report))

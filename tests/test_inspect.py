@@ -82,3 +82,11 @@ def test_directed_default_mixing_follows_the_algorithm(capsys):
     assert push["mixing"] == "column_stochastic" and push["requirements_ok"]
     dsgd = inspect(capsys, "topology=exponential_directed", "algorithm=dsgd")
     assert dsgd["mixing"] == "uniform" and dsgd["requirements_ok"]
+
+
+def test_option_of_another_algorithm_is_a_message_naming_it(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["algorithm=dsgd", "algorithm.gamma=0.3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "dfl: error:" in err and "Key 'gamma' not in 'DSGDConfig'" in err
