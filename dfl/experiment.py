@@ -99,9 +99,9 @@ def model_options(cfg: Config) -> dict[str, Any]:
 def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str, Any]:
     """Builder keywords of the configured algorithm.
 
-    ``AlgorithmConfig`` holds the options of every algorithm; each builder gets
-    the ones its signature names (the others are ignored by it, as documented
-    in the schema). A non-identity compressor is passed as ``compressor=`` and
+    ``cfg.algorithm`` is the chosen algorithm's own schema
+    (:mod:`dfl.config.algorithm_schema`), so every option in it is one the
+    builder takes (``local_steps`` goes to the sampler, not the builder). A non-identity compressor is passed as ``compressor=`` and
     a DP-SGD gradient as ``grad_fn=``; an algorithm that cannot take one
     refuses it.
     """
