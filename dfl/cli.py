@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from dfl.config.closed import check_known_keys
 from dfl.config.schema import Config
 
 T = TypeVar("T")
@@ -17,6 +18,7 @@ def to_config(cfg: DictConfig) -> Config:
     """The composed Hydra config as the plain :class:`Config` dataclass."""
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, Config), type(config)
+    check_known_keys(config)
     return config
 
 

@@ -21,7 +21,9 @@ from dfl import data as dfl_data
 from dfl.algorithms import ALGORITHMS, Algorithm, build_algorithm
 from dfl.algorithms.local import GradFn
 from dfl.compression import build_compressor
+from dfl.config.optimizer_checks import learning_rate_problem
 from dfl.config.schema import Config
+from dfl.data.sizes import check_batch_size
 from dfl.models import FunctionalModel, build_model
 from dfl.privacy import PrivacyPlan, plan_privacy, with_message_noise
 from dfl.topology import build_schedule, check_requirements
@@ -67,7 +69,7 @@ def validate_config(cfg: Config) -> None:
     checks = [
         ("rounds", cfg.rounds, cfg.rounds >= 1, "≥ 1"),
         ("eval_every", cfg.eval_every, cfg.eval_every >= 1, "≥ 1"),
-        ("topology.n", cfg.topology.n, cfg.topology.n >= 1, "≥ 1"),
+        ("topology.n", cfg.topology.n, cfg.topology.n >= 2, "≥ 2: a decentralized run needs two"),
         ("algorithm.local_steps", cfg.algorithm.local_steps, cfg.algorithm.local_steps >= 1, "≥ 1"),
         ("data.batch_size", cfg.data.batch_size, cfg.data.batch_size >= 1, "≥ 1"),
         (
@@ -78,6 +80,7 @@ def validate_config(cfg: Config) -> None:
         ),
     ]
     bad = [f"{name}={value!r} (expected {want})" for name, value, ok, want in checks if not ok]
+    bad += filter(None, [learning_rate_problem(cfg.optimizer)])
     if bad:
         raise ValueError("invalid config: " + "; ".join(bad))
 
@@ -96,9 +99,9 @@ def model_options(cfg: Config) -> dict[str, Any]:
 def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str, Any]:
     """Builder keywords of the configured algorithm.
 
-    ``AlgorithmConfig`` holds the options of every algorithm; each builder gets
-    the ones its signature names (the others are ignored by it, as documented
-    in the schema). A non-identity compressor is passed as ``compressor=`` and
+    ``cfg.algorithm`` is the chosen algorithm's own schema
+    (:mod:`dfl.config.algorithm_schema`), so every option in it is one the
+    builder takes (``local_steps`` goes to the sampler, not the builder). A non-identity compressor is passed as ``compressor=`` and
     a DP-SGD gradient as ``grad_fn=``; an algorithm that cannot take one
     refuses it.
     """
@@ -138,6 +141,7 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
     """
     validate_config(cfg)
     federated = dfl_data.from_config(cfg.data, num_nodes=cfg.topology.n, seed=cfg.seed)
+    check_batch_size(np.asarray(federated.train.counts), cfg.data.batch_size)
     model = build_model(
         cfg.model.name,
         input_shape=tuple(federated.feature_shape),
@@ -163,7 +167,9 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
                 f"compression={cfg.compression.name!r}"
             )
         algorithm = with_message_noise(algorithm, cfg.privacy.message_noise)
-    schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+    schedule = build_schedule(
+        cfg.topology, cfg.mixing, seed=cfg.seed, requirements=algorithm.requirements
+    )
     check_requirements(schedule, algorithm.requirements, algorithm.name)
     return Experiment(cfg, model, algorithm, federated, schedule, privacy)
 

@@ -1,7 +1,9 @@
 """``python -m dfl.inspect topology=NAME topology.n=N [mixing=RULE] [plot=FILE.png]``.
 
 Prints one JSON object describing the mixing schedule of the composed config:
-graph statistics, stochasticity, symmetry, ``spectral_gap``/``slem`` and, for
+the mixing rule used (``mixing``; ``mixing_default`` says whether it is the
+topology's natural rule, picked by the default ``mixing=auto``), graph
+statistics, stochasticity, symmetry, ``spectral_gap``/``slem`` and, for
 time-varying topologies, ``period`` and ``product_slem`` (see
 :func:`dfl.topology.spectral.diagnose`), plus whether the configured algorithm
 accepts this W (``requirements_ok`` and, if not, ``requirements_error``).
@@ -33,12 +35,16 @@ def inspect_config(cfg) -> dict:
     from dfl.topology import build_schedule, check_requirements
     from dfl.topology.spectral import diagnose, plot_diagnostics
 
+    algorithm = build_algorithm(cfg.algorithm.name, lambda p, b: jnp.zeros(()), optax.sgd(0.0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+        schedule = build_schedule(
+            cfg.topology, cfg.mixing, seed=cfg.seed, requirements=algorithm.requirements
+        )
     report = diagnose(schedule)
+    report["mixing"] = schedule.rule_name
+    report["mixing_default"] = cfg.mixing.name == "auto"
     report["warnings"] = [str(w.message) for w in caught]
-    algorithm = build_algorithm(cfg.algorithm.name, lambda p, b: jnp.zeros(()), optax.sgd(0.0))
     report["algorithm"] = algorithm.name
     try:
         check_requirements(schedule, algorithm.requirements, algorithm.name)
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             cfg = compose(config_name="config", overrides=argv)
         except HydraException as e:
-            print(f"dfl: error: {e}", file=sys.stderr)
+            cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""  # e.g. the allowed values
+            print(f"dfl: error: {e}{cause}", file=sys.stderr)
             raise SystemExit(2) from None
     report = user_errors(lambda: inspect_config(to_config(cfg)))
     print(json.dumps(report))

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.store import conf_dir, register
+from dfl.rundir import check_run_dir
 
 register()
 
@@ -30,6 +31,7 @@ def main(cfg: DictConfig) -> float:
     from dfl.sim.runner import print_summary, simulate
 
     workdir = Path(HydraConfig.get().runtime.output_dir)
+    user_errors(lambda: check_run_dir(workdir, cfg))
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def run():

@@ -58,3 +58,35 @@ def test_bad_override_is_a_message(capsys):
         main(["topology=ringg"])
     assert exc.value.code == 2
     assert "dfl: error:" in capsys.readouterr().err
+
+
+def test_base_k_default_mixing_averages_exactly(capsys):
+    report = inspect(capsys, "topology=base_k", "topology.n=12")
+    assert (report["mixing"], report["mixing_default"]) == ("graph_defined", True)
+    assert report["product_slem"] == pytest.approx(0.0, abs=1e-12)
+    assert report["warnings"] == [] and report["requirements_ok"]
+    forced = inspect(capsys, "topology=base_k", "topology.n=12", "mixing=metropolis_hastings")
+    assert (forced["mixing"], forced["mixing_default"]) == ("metropolis_hastings", False)
+    assert forced["product_slem"] > 0.1
+    assert "defines its own weights" in forced["warnings"][0]
+
+
+def test_one_peer_exponential_with_default_mixing(capsys):
+    report = inspect(capsys, "topology=one_peer_exponential", "topology.n=16")
+    assert report["mixing"] == "graph_defined" and report["requirements_ok"]
+    assert report["product_slem"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_directed_default_mixing_follows_the_algorithm(capsys):
+    push = inspect(capsys, "topology=exponential_directed", "algorithm=push_sum")
+    assert push["mixing"] == "column_stochastic" and push["requirements_ok"]
+    dsgd = inspect(capsys, "topology=exponential_directed", "algorithm=dsgd")
+    assert dsgd["mixing"] == "uniform" and dsgd["requirements_ok"]
+
+
+def test_option_of_another_algorithm_is_a_message_naming_it(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["algorithm=dsgd", "algorithm.gamma=0.3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "dfl: error:" in err and "Key 'gamma' not in 'DSGDConfig'" in err

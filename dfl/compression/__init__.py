@@ -60,8 +60,8 @@ COMPRESSORS: dict[str, Callable[..., Compressor]] = {
 def build_compressor(name: str, **options: Any) -> Compressor:
     """Builds the compressor registered as ``name`` from the options it accepts.
 
-    ``CompressionConfig`` holds every compressor's fields, so each builder gets
-    only the keywords its signature names; the others are ignored.
+    Each builder gets the keywords its signature names (a config holds only
+    its compressor's own fields, :mod:`dfl.config.compression_schema`).
 
     Args:
       name: a key of :data:`COMPRESSORS`.

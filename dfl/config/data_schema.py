@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from dfl.config.choices import Partition
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -44,7 +46,7 @@ class DataConfig:
     path: str | None = None
     test_fraction: float = 0.2
     seed: int | None = None
-    partition: str = "iid"
+    partition: Partition = Partition.iid
     alpha: float = 0.5
     classes_per_node: int = 2
     min_size: int = 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from dfl.config.choices import Accountant, Sampling
+
 
 @dataclasses.dataclass
 class PrivacyConfig:
@@ -42,7 +44,7 @@ class PrivacyConfig:
     l2_clip: float = 1.0
     delta: float = 1e-5
     target_epsilon: float | None = None
-    accountant: str = "rdp"
-    sampling: str = "poisson"
+    accountant: Accountant = Accountant.rdp
+    sampling: Sampling = Sampling.poisson
     truncation_tail: float = 1e-9
     message_noise: float = 0.0

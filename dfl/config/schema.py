@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from dfl.config.algorithm_schema import AlgorithmConfig
+from dfl.config.choices import ModelInit
 from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
 from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
@@ -33,7 +34,7 @@ class ModelConfig:
     name: str = "mlp"
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256])
     channels: list[int] = dataclasses.field(default_factory=lambda: [16, 32])
-    init: str = "same"
+    init: ModelInit = ModelInit.same
 
 
 @dataclasses.dataclass

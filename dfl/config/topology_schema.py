@@ -49,13 +49,15 @@ class MixingConfig:
     """How a graph becomes a mixing matrix ``W`` (``conf/mixing/*.yaml``).
 
     Attributes:
-      name: ``metropolis_hastings``, ``max_degree``, ``uniform``, ``lazy``,
-        ``column_stochastic`` (push-sum) or ``graph_defined`` (the weights of the
-        one-peer exponential, base-(k+1) and random-matching graphs).
+      name: ``auto`` (the default: the topology's natural rule, see
+        :func:`dfl.topology.mixing.natural_rule`), ``metropolis_hastings``,
+        ``max_degree``, ``uniform``, ``lazy``, ``column_stochastic`` (push-sum) or
+        ``graph_defined`` (the weights of the one-peer exponential, base-(k+1) and
+        random-matching graphs).
       beta: ``lazy``: self weight β in ``β I + (1 - β) W_base``, ``0 <= β < 1``.
       base: ``lazy``: the rule that gives ``W_base`` (any name above but ``lazy``).
     """
 
-    name: str = "metropolis_hastings"
+    name: str = "auto"
     beta: float = 0.5
-    base: str = "metropolis_hastings"
+    base: str = "auto"

@@ -147,6 +147,7 @@ def write_metadata(workdir: str | Path, exp: Experiment, spec: Any, run_id: str)
     meta = run_metadata(
         cfg.seed,
         nodes=exp.n,
+        mixing=exp.schedule.rule_name,
         message_bytes=spec.nbytes + header_nbytes(spec.nbytes, cfg.transport.chunk_bytes),
         payload_bytes=spec.nbytes,
         node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),

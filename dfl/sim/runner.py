@@ -176,6 +176,7 @@ def simulate(
         meta = run_metadata(
             cfg.seed,
             nodes=exp.n,
+            mixing=exp.schedule.rule_name,
             message_bytes=message_bytes,
             node_sample_counts=np.asarray(fed.train.counts).tolist(),
             partition=fed.summary,

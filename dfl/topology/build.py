@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,10 +12,13 @@ from dfl.config.topology_schema import MixingConfig, TopologyConfig
 from dfl.topology import random_graphs, static
 from dfl.topology.base_k import base_k
 from dfl.topology.edge_list import from_edge_list
-from dfl.topology.mixing import make_rule
+from dfl.topology.mixing import make_rule, natural_rule
 from dfl.topology.schedule import GraphSchedule, MixingSchedule
 from dfl.topology.time_varying import one_peer_exponential, random_matching
 from dfl.topology.validate import validate_schedule
+
+if TYPE_CHECKING:
+    from dfl.algorithms.base import MixingRequirements
 
 GraphBuilder = Callable[[TopologyConfig, int], GraphSchedule]
 """``builder(cfg, seed) -> GraphSchedule``."""
@@ -61,19 +64,52 @@ def build_graphs(cfg: TopologyConfig, *, seed: int) -> GraphSchedule:
     """
     if cfg.name not in TOPOLOGIES:
         raise ValueError(f"unknown topology {cfg.name!r}; expected one of {sorted(TOPOLOGIES)}")
-    if cfg.name != "edge_list" and cfg.n < 1:
-        raise ValueError(f"topology {cfg.name!r}: expected n >= 1, found n={cfg.n}")
-    return TOPOLOGIES[cfg.name](cfg, seed)
+    if cfg.name != "edge_list" and cfg.n < 2:
+        raise ValueError(
+            f"topology {cfg.name!r}: expected topology.n >= 2 (a decentralized run needs "
+            f"at least two nodes), found topology.n={cfg.n}"
+        )
+    graphs = TOPOLOGIES[cfg.name](cfg, seed)
+    if graphs.n < 2:
+        raise ValueError(
+            f"topology {cfg.name!r}: expected at least two nodes, found n={graphs.n} "
+            f"(from {cfg.path!r})"
+        )
+    return graphs
 
 
-def build_schedule(cfg: TopologyConfig, mixing: MixingConfig, *, seed: int) -> MixingSchedule:
+def resolve_rule_name(name: str, graphs: GraphSchedule, *, stochastic: str = "row") -> str:
+    """``name``, or for ``auto`` the natural rule of ``graphs`` (:func:`natural_rule`)."""
+    if name != "auto":
+        return str(name)
+    rounds = range(graphs.period or 4)
+    return natural_rule(
+        defines_weights=all(graphs.graph_at(t).weights is not None for t in rounds),
+        directed=graphs.directed,
+        stochastic=stochastic,
+    )
+
+
+def build_schedule(
+    cfg: TopologyConfig,
+    mixing: MixingConfig,
+    *,
+    seed: int,
+    requirements: MixingRequirements | None = None,
+) -> MixingSchedule:
     """Builds and validates the mixing schedule of a topology and a mixing rule.
+
+    ``mixing.name="auto"`` (and ``lazy``'s ``base="auto"``) is the topology's
+    natural rule (:func:`dfl.topology.mixing.natural_rule`); the schedule's
+    ``rule_name`` is the rule actually used.
 
     Args:
       cfg: the ``topology`` config group.
       mixing: the ``mixing`` config group.
       seed: seed of random graphs (Erdős–Rényi, random regular, small world,
         random matching).
+      requirements: the algorithm's needs; on a directed graph ``auto`` picks
+        ``column_stochastic`` when they ask for column sums of one.
 
     Returns:
       The validated :class:`MixingSchedule`.
@@ -90,10 +126,11 @@ def build_schedule(cfg: TopologyConfig, mixing: MixingConfig, *, seed: int) -> M
       0.25
     """
     graphs = build_graphs(cfg, seed=seed)
-    rule = make_rule(mixing.name, beta=mixing.beta, base=mixing.base)
-    rule_name = (
-        f"lazy({mixing.base}, beta={mixing.beta:g})" if mixing.name == "lazy" else mixing.name
-    )
+    stochastic = requirements.stochastic if requirements is not None else "row"
+    name = resolve_rule_name(mixing.name, graphs, stochastic=stochastic)
+    base = resolve_rule_name(mixing.base, graphs, stochastic=stochastic)
+    rule = make_rule(name, beta=mixing.beta, base=base)
+    rule_name = f"lazy({base}, beta={mixing.beta:g})" if name == "lazy" else name
     own = [graphs.graph_at(t) for t in range(graphs.period or 4)]
     if any(g.weights is not None and not np.allclose(rule(g), g.weights) for g in own):
         warnings.warn(

@@ -14,6 +14,7 @@ only for ``j = i`` or ``j → i``. With ``d_i`` the degree of node ``i``:
 * lazy: ``β I + (1 - β) W_base`` for any of the above as base.
 * graph-defined: the weights the (time-varying) graph defines itself
   (one-peer exponential, base-(k+1), random matching).
+* auto (the default): the topology's natural rule, :func:`natural_rule`.
 
 References:
   Xiao, Boyd. "Fast linear iterations for distributed averaging", 2004.
@@ -146,11 +147,39 @@ RULES: dict[str, Rule] = {
 """The base rules by config name (``lazy`` wraps one of them)."""
 
 
+def natural_rule(*, defines_weights: bool, directed: bool, stochastic: str = "row") -> str:
+    """The name of a topology's natural mixing rule (what ``mixing=auto`` picks).
+
+    * ``graph_defined`` where the graph defines its own weights (one-peer exponential,
+      base-(k+1), random matching): their exact-averaging properties are the point of
+      those graphs;
+    * ``metropolis_hastings`` on undirected graphs (symmetric, doubly stochastic);
+    * on directed graphs, a rule the algorithm accepts: ``column_stochastic`` when it
+      needs column sums of one (push-sum), else ``uniform`` (row stochastic, doubly
+      stochastic on regular digraphs such as the directed exponential graph).
+
+    Args:
+      defines_weights: whether every round's graph carries its own weights.
+      directed: whether some round's graph has one-way arcs.
+      stochastic: the algorithm's ``MixingRequirements.stochastic``
+        (``"row"``, ``"column"`` or ``"doubly"``).
+
+    Returns:
+      A key of :data:`RULES`.
+    """
+    if defines_weights:
+        return "graph_defined"
+    if not directed:
+        return "metropolis_hastings"
+    return "column_stochastic" if stochastic == "column" else "uniform"
+
+
 def make_rule(name: str, *, beta: float = 0.5, base: str = "metropolis_hastings") -> Rule:
     """The rule named ``name`` (``lazy`` wraps the rule ``base`` with self weight ``beta``).
 
     Args:
-      name: one of :data:`RULES` or ``"lazy"``.
+      name: one of :data:`RULES` or ``"lazy"`` (``"auto"`` is resolved before, by
+        :func:`natural_rule`).
       beta: lazy self weight.
       base: the rule ``lazy`` wraps.
 

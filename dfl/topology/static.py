@@ -65,7 +65,10 @@ def factor_grid(n: int, rows: int, cols: int, *, name: str) -> tuple[int, int]:
     with one given the other is ``n // given``.
 
     Raises:
-      ValueError: if the shape does not multiply to ``n``.
+      ValueError: if the shape does not multiply to ``n``, or if both are inferred
+        and ``n`` is prime (the only shape, ``1 x n``, is a path or a ring: an
+        error rather than a warning, since a sweep's log would bury the warning and
+        its results would be labelled with a grid they never ran on).
     """
     _check_n(n, name)
     if rows < 0 or cols < 0:
@@ -73,6 +76,13 @@ def factor_grid(n: int, rows: int, cols: int, *, name: str) -> tuple[int, int]:
     if rows == 0 and cols == 0:
         rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
         cols = n // rows
+        if rows == 1 and n > 1:
+            flat = "path" if name == "grid" else "ring"
+            raise ValueError(
+                f"topology {name!r}: n={n} is prime, so the only shape is 1x{n}, which is "
+                f"a {flat}, not a 2-D {name}; choose an n with a factor (e.g. n={n + 1}), "
+                f"topology={flat}, or set rows=1 cols={n} to mean it"
+            )
     elif rows == 0:
         rows = n // cols
     elif cols == 0:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from dfl.config.choices import Partition
 from dfl.config.data_schema import DataConfig
 from dfl.data import DATASET_NAMES, from_config, load_dataset, prepare, split_local_test
 
@@ -64,14 +65,14 @@ def test_prepare_with_local_test(digits) -> None:
 
 
 def test_from_config_maps_fields(digits) -> None:
-    cfg = DataConfig(name="digits", partition="shards", classes_per_node=3, seed=0)
+    cfg = DataConfig(name="digits", partition=Partition.shards, classes_per_node=3, seed=0)
     fed = from_config(cfg, num_nodes=5, seed=99)  # cfg.seed overrides the run seed
     direct = prepare(digits, num_nodes=5, scheme="shards", seed=0, classes_per_node=3)
     for a, b in zip(fed.parts, direct.parts, strict=True):
         np.testing.assert_array_equal(a, b)
     assert max(fed.summary["classes_per_node"]) <= 3
     syn = from_config(
-        DataConfig(name="synthetic", partition="natural", samples_per_device=10),
+        DataConfig(name="synthetic", partition=Partition.natural, samples_per_device=10),
         num_nodes=4,
         seed=0,
     )

@@ -68,7 +68,6 @@ def test_stacked_init_equals_per_node_init():
     [
         (["rounds=0"], "rounds=0"),
         (["algorithm.local_steps=0"], "algorithm.local_steps=0"),
-        (["model.init=shared"], "model.init='shared'"),
         (["algorithm=fedavg"], "fedavg"),
         (["sim.gossip=sparce"], "sim.gossip='sparce'"),
         (["sim.gossip=permutation"], "hears 2 peers"),

@@ -77,7 +77,7 @@ def test_not_doubly_stochastic_warns():
 
 def test_overriding_graph_weights_warns():
     with pytest.warns(UserWarning, match="defines its own weights"):
-        build_schedule(TopologyConfig("base_k", n=6), MixingConfig(), seed=0)
+        build_schedule(TopologyConfig("base_k", n=6), MixingConfig("metropolis_hastings"), seed=0)
 
 
 def test_config_errors():
@@ -88,7 +88,11 @@ def test_config_errors():
     with pytest.raises(ValueError, match="rows=5, cols=5"):
         build_schedule(TopologyConfig("torus", n=16, rows=5, cols=5), MixingConfig(), seed=0)
     with pytest.raises(ValueError, match="needs an undirected graph"):
-        build_schedule(TopologyConfig("exponential", directed=True), MixingConfig(), seed=0)
+        build_schedule(
+            TopologyConfig("exponential", directed=True),
+            MixingConfig("metropolis_hastings"),
+            seed=0,
+        )
 
 
 def test_edge_list(tmp_path):
@@ -145,3 +149,67 @@ def test_check_requirements():
     tv = build_schedule(TopologyConfig("random_matching", n=8), MixingConfig(), seed=0)
     with pytest.raises(ValueError, match="a static mixing matrix"):
         check_requirements(tv, MixingRequirements(time_varying=False), "gt")
+
+
+@pytest.mark.parametrize(
+    ("topology", "stochastic", "rule"),
+    [
+        (TopologyConfig("ring", n=8), "row", "metropolis_hastings"),
+        (TopologyConfig("base_k", n=12), "row", "graph_defined"),
+        (TopologyConfig("one_peer_exponential", n=16), "row", "graph_defined"),
+        (TopologyConfig("random_matching", n=8), "doubly", "graph_defined"),
+        (TopologyConfig("exponential", n=16, directed=True), "row", "uniform"),
+        (TopologyConfig("exponential", n=16, directed=True), "column", "column_stochastic"),
+        (TopologyConfig("exponential", n=16, directed=False), "column", "metropolis_hastings"),
+    ],
+)
+def test_default_mixing_is_the_natural_rule(topology, stochastic, rule):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the natural rule never replaces a graph's own weights
+        s = build_schedule(
+            topology, MixingConfig(), seed=0, requirements=MixingRequirements(stochastic)
+        )
+    assert s.rule_name == rule
+    assert s.name == f"{s.graphs.name}/{rule}"
+
+
+def test_default_mixing_keeps_base_k_exact_and_an_override_still_applies():
+    exact = build_schedule(TopologyConfig("base_k", n=12), MixingConfig(), seed=0)
+    assert exact.matrices is not None
+    P = np.linalg.multi_dot([*exact.matrices[::-1], np.eye(12)])
+    np.testing.assert_allclose(P, np.full((12, 12), 1 / 12), atol=1e-12)  # exact averaging
+    with pytest.warns(UserWarning, match="defines its own weights"):
+        mh = build_schedule(
+            TopologyConfig("base_k", n=12), MixingConfig("metropolis_hastings"), seed=0
+        )
+    assert mh.rule_name == "metropolis_hastings" and mh.matrices is not None
+    P = np.linalg.multi_dot([*mh.matrices[::-1], np.eye(12)])
+    assert np.abs(P - 1 / 12).max() > 0.01
+
+
+def test_lazy_wraps_the_natural_rule():
+    with pytest.warns(UserWarning, match="defines its own weights"):  # lazy changes them
+        s = build_schedule(TopologyConfig("base_k", n=6), MixingConfig("lazy", beta=0.5), seed=0)
+    assert s.rule_name == "lazy(graph_defined, beta=0.5)"
+    own = s.topology(0).weights
+    assert own is not None
+    np.testing.assert_allclose(s.weights(0), 0.5 * np.eye(6) + 0.5 * own)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_nodes_is_an_error(n):
+    with pytest.raises(ValueError, match=rf"expected topology.n >= 2 .*found topology.n={n}"):
+        build_schedule(TopologyConfig("ring", n=n), MixingConfig(), seed=0)
+
+
+@pytest.mark.parametrize(("name", "flat"), [("grid", "path"), ("torus", "ring")])
+def test_grid_with_a_prime_n_is_an_error_unless_the_shape_is_given(name, flat):
+    with pytest.raises(
+        ValueError, match=rf"n=7 is prime, so the only shape is 1x7, which is a {flat}"
+    ):
+        build_schedule(TopologyConfig(name, n=7), MixingConfig(), seed=0)
+    s = build_schedule(TopologyConfig(name, n=7, rows=1, cols=7), MixingConfig(), seed=0)
+    assert s.topology(0).name == f"{name}(1x7)"
+    assert build_schedule(TopologyConfig(name, n=8), MixingConfig(), seed=0).topology(0).name == (
+        f"{name}(2x4)"
+    )

@@ -1,0 +1,74 @@
+"""Run-directory safety: a run never writes into a directory that holds another run.
+
+A finished run's directory holds ``config_resolved.yaml`` (written when it started)
+and ``metrics.jsonl``. Hydra picks the output directory before dfl starts (from
+``hydra.run.dir``, or ``hydra.sweep.dir`` and the job's ``subdir``), so two
+different configs can be sent to the same one: a changed preset re-run with the
+same overrides, a ``hydra.run.dir=`` given twice. :func:`check_run_dir` refuses
+that before anything is overwritten. (Hydra's own ``.hydra/config.yaml`` is
+already rewritten by then, which is why the check reads ``config_resolved.yaml``.)
+The same directory with the same config is allowed (re-running a job).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+SAVED_CONFIG = "config_resolved.yaml"
+"""The resolved config a run writes at its start."""
+
+FINISHED_MARK = "metrics.jsonl"
+"""A run that wrote metrics holds results (the file a report reads)."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
+    """``key: saved -> new`` for the first ``limit`` dotted keys whose values differ."""
+    a, b = _flatten(saved), _flatten(new)
+    keys = sorted(set(a) | set(b))
+    diffs = [
+        f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]
+    return diffs[:limit] + ([f"... ({len(diffs) - limit} more)"] if len(diffs) > limit else [])
+
+
+def check_run_dir(workdir: str | Path, cfg: DictConfig) -> None:
+    """Refuses to run ``cfg`` in ``workdir`` if that holds a run of another config.
+
+    Args:
+      workdir: the run's output directory.
+      cfg: the composed config of the new run (compared after resolving).
+
+    Raises:
+      ValueError: if ``workdir`` holds a finished run (``config_resolved.yaml`` and
+        ``metrics.jsonl``) whose config differs from ``cfg``, naming the first keys
+        that differ and what to do.
+    """
+    workdir = Path(workdir)
+    saved_path = workdir / SAVED_CONFIG
+    if not (saved_path.is_file() and (workdir / FINISHED_MARK).is_file()):
+        return
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    new = yaml.safe_load(OmegaConf.to_yaml(cfg, resolve=True)) or {}
+    if saved == new:
+        return
+    raise ValueError(
+        f"output directory {str(workdir)!r} already holds a finished run of another config "
+        f"({'; '.join(config_differences(saved, new))}); refusing to overwrite it. Choose "
+        "another directory (hydra.run.dir=..., or hydra.sweep.dir=... for -m) or move the "
+        "old run away"
+    )
