@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 from jax.typing import ArrayLike
 
 from dfl.robust.segments import delivered_or_all
@@ -155,7 +156,7 @@ def dissensus(target_e: Any, pull_e: Any, *, epsilon: float) -> Any:
     return jax.tree.map(lambda x, v: x - epsilon * v, target_e, pull_e)
 
 
-def reverse_edges(dst: ArrayLike, src: ArrayLike) -> np.ndarray:
+def reverse_edges(dst: npt.ArrayLike, src: npt.ArrayLike) -> np.ndarray:
     """For each edge ``s → d`` the index of edge ``d → s``, ``−1`` where none (host side)."""
     d, s = np.asarray(dst), np.asarray(src)
     index = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(d, s, strict=True))}

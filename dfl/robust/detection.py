@@ -71,7 +71,7 @@ def leave_one_out_median(values: jax.Array, dst: jax.Array, ok: jax.Array, n: in
 
     Returns ``(median [E], has_others [E])``; one segment sort, ``O(E)``.
     """
-    s = segment_sort(values[:, None], dst, ok, n)
+    s = segment_sort(values[:, None], dst, ok, n, order=True)
     e = values.shape[0]
     order = s.order[:, 0]
     rank = jnp.zeros(e, jnp.int32).at[order].set(s.rank)

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 from jax.typing import ArrayLike
 
 from dfl.robust.segments import candidates, flat, unflatten_like
@@ -48,7 +49,7 @@ class KrumPairs(NamedTuple):
     valid: jax.Array
 
 
-def krum_pairs(dst: ArrayLike, n: int, *, size: int | None = None) -> KrumPairs:
+def krum_pairs(dst: npt.ArrayLike, n: int, *, size: int | None = None) -> KrumPairs:
     """The candidate pairs of every neighbourhood of the edge list ``dst`` (host side).
 
     Args:

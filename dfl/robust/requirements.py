@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from jax.typing import ArrayLike
+from numpy.typing import ArrayLike
 
 MIN_IN_DEGREE = {
     "trimmed_mean": lambda b: 2 * b + 1,

@@ -84,7 +84,7 @@ class Sorted(NamedTuple):
       rank: ``[M]`` position of each sorted row within its segment.
       start: ``[S]`` first row of each segment in the sorted order.
       count: ``[S]`` valid entries per segment (the same for every column).
-      order: ``[M, P]`` original row of each sorted entry.
+      order: ``[M, P]`` original row of each sorted entry (only with ``order=True``).
     """
 
     values: jax.Array
@@ -95,20 +95,27 @@ class Sorted(NamedTuple):
     order: jax.Array
 
 
-def segment_sort(values: jax.Array, seg: jax.Array, valid: jax.Array, num_segments: int) -> Sorted:
+def segment_sort(
+    values: jax.Array, seg: jax.Array, valid: jax.Array, num_segments: int, *, order: bool = False
+) -> Sorted:
     """Sorts every column of ``values [M, P]`` within the segments ``seg [M]``.
 
-    One ``lax.sort`` with the keys ``(segment, invalid, value)``: ``O(M · P)`` memory and
-    ``O(M log M · P)`` work, whatever the segment sizes.
+    One ``lax.sort`` keyed by ``(2·segment + invalid, value)``: ``O(M · P)`` memory and
+    ``O(M log M · P)`` work, whatever the segment sizes. ``order=True`` also carries the
+    original row of each entry (``Sorted.order``; else it is an empty ``[0, P]`` array).
     """
     m, p = values.shape
-    seg_b = jnp.broadcast_to(seg[:, None], (m, p))
-    bad_b = jnp.broadcast_to((~valid)[:, None], (m, p)).astype(jnp.int32)
-    iota = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32)[:, None], (m, p))
-    s_seg, _, s_val, s_ord = jax.lax.sort((seg_b, bad_b, values, iota), dimension=0, num_keys=3)
+    key = 2 * seg.astype(jnp.int32) + (~valid).astype(jnp.int32)
+    key_b = jnp.broadcast_to(key[:, None], (m, p))
+    if order:
+        iota = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32)[:, None], (m, p))
+        s_key, s_val, s_ord = jax.lax.sort((key_b, values, iota), dimension=0, num_keys=2)
+    else:
+        s_key, s_val = jax.lax.sort((key_b, values), dimension=0, num_keys=2)
+        s_ord = jnp.zeros((0, p), jnp.int32)
     sizes = jax.ops.segment_sum(jnp.ones(m, jnp.int32), seg, num_segments=num_segments)
     start = jnp.cumsum(sizes) - sizes
-    seg_sorted = s_seg[:, 0]
+    seg_sorted = s_key[:, 0] // 2
     rank = jnp.arange(m, dtype=jnp.int32) - start[seg_sorted]
     count = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=num_segments)
     return Sorted(s_val, seg_sorted, rank, start, count, s_ord)

@@ -92,7 +92,8 @@ def test_dissensus_cancels_the_honest_pull_on_a_complete_graph():
 
 
 def test_reverse_edges_and_missing_reverse():
-    np.testing.assert_array_equal(reverse_edges(np.array([1, 0, 2]), np.array([0, 1, 1])), [1, 0, -1])
+    rev = reverse_edges(np.array([1, 0, 2]), np.array([0, 1, 1]))  # 0→1, 1→0, 1→2
+    np.testing.assert_array_equal(rev, [1, 0, -1])
 
 
 def test_label_flipping():

@@ -1,4 +1,4 @@
-"""Krum per neighbourhood: a hand case and the transcription of Blanchard et al. on random graphs."""
+"""Krum per neighbourhood: a hand case, and Blanchard et al. transcribed, on random graphs."""
 
 from __future__ import annotations
 
