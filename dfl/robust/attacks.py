@@ -95,10 +95,10 @@ def received_stats(
     ddof = jnp.maximum(count - 1, 1).astype(jnp.float32)
 
     def stats(m: jax.Array):
-        w = _bcast(keep, m).astype(jnp.float32)
-        x = m.astype(jnp.float32) * w
+        w = _bcast(keep, m) > 0
+        x = jnp.where(w, m.astype(jnp.float32), 0.0)
         mean = jax.ops.segment_sum(x, d, num_segments=n) / _bcast(c, x)
-        dev = (m.astype(jnp.float32) - jnp.take(mean, d, axis=0)) * w
+        dev = jnp.where(w, m.astype(jnp.float32) - jnp.take(mean, d, axis=0), 0.0)
         var = jax.ops.segment_sum(dev**2, d, num_segments=n) / _bcast(ddof, x)
         std = jnp.where(_bcast(count >= 2, var) > 0, jnp.sqrt(var), 0.0)
         return mean.astype(m.dtype), std.astype(m.dtype)

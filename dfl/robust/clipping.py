@@ -91,13 +91,14 @@ def clipped_gossip(
     mask = delivered_or_all(delivered, d)
     taus = _per_node(tau, n, "tau")
     diff = edge_differences(own, messages_e, d)
-    norms = jnp.sqrt(sq_norms(diff))
+    norms = jnp.where(mask, jnp.sqrt(sq_norms(diff)), 0.0)
     t = taus[d]
     factor = jnp.where(norms > t, t / jnp.maximum(norms, 1e-30), 1.0)
     coef = jnp.where(mask, jnp.asarray(weight_e, jnp.float32) * factor, 0.0)
 
     def combine(x: jax.Array, z: jax.Array) -> jax.Array:
-        step = coef.reshape((-1,) + (1,) * (z.ndim - 1)).astype(z.dtype) * z
+        shape = (-1,) + (1,) * (z.ndim - 1)
+        step = jnp.where(mask.reshape(shape), coef.reshape(shape).astype(z.dtype) * z, 0)
         return x + jax.ops.segment_sum(step, d, num_segments=n).astype(x.dtype)
 
     return jax.tree.map(combine, own, diff)

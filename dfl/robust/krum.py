@@ -74,7 +74,7 @@ def krum_pairs(dst: npt.ArrayLike, n: int, *, size: int | None = None) -> KrumPa
     return KrumPairs(
         jnp.asarray(np.array(first + [0] * pad, np.int32)),
         jnp.asarray(np.array(second + [0] * pad, np.int32)),
-        jnp.asarray(np.array([True] * count + [False] * pad)),
+        jnp.asarray(np.array([True] * count + [False] * pad, dtype=bool)),
     )
 
 

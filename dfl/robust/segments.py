@@ -20,6 +20,7 @@ never padded to the largest in-degree.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -43,7 +44,7 @@ def in_degree(dst: ArrayLike, n: int, delivered: ArrayLike | None = None) -> jax
 
 def flat(x: jax.Array) -> jax.Array:
     """``x`` as ``[rows, P]`` (``P = 1`` for a vector)."""
-    return jnp.reshape(x, (x.shape[0], -1))
+    return jnp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
 def sq_norms(tree: Any) -> jax.Array:
