@@ -17,23 +17,31 @@ whole message (all leaves together).
 Clipping radius, two rules from the paper:
 
 * :func:`oracle_tau` — the radius of their consensus theorem,
-  ``τ_i = sqrt( (1/δ_i) Σ_{j ∈ V_R} W_ij ‖x_i − x_j‖² )`` with
-  ``δ_i = Σ_{j ∈ V_B} W_ij`` the Byzantine weight at ``i`` (the theorem states it with an
-  expectation; this uses the realised distances). It needs to know who is honest: for
-  studies only.
-* :func:`adaptive_tau` — the practical rule they run in their experiments: clip exactly
-  the ``δ_i`` of mixing weight that lies farthest from ``x_i``, i.e. ``τ_i`` is the smallest
-  distance such that the neighbours *strictly* farther than ``τ_i`` weigh at most
-  ``δ_i``; the clipped ones are pulled in to the distance of the nearest unclipped one.
-  With one Byzantine neighbour and uniform weights this is the authors' code
-  (``tau = sorted(distances)[-2]``, ``SelfCenteredClipping`` in
-  ``epfml/byzantine-robust-decentralized-optimizer``). By design it clips a fixed share
-  of weight every round, honest or not — so "was clipped" is no evidence of an attack
-  (use :mod:`dfl.robust.detection`).
 
-The paper's text was not at hand when this was written: the formulas above are
-transcribed from its Algorithm 1, consensus theorem and released code; check equation
-numbers against the PDF before quoting them.
+  .. math::  \tau_i = \sqrt{\tfrac{1}{\delta_i} \textstyle\sum_{j \in V_R} W_{ij}
+             \|x_i - x_j\|^2}, \qquad \delta_i = \textstyle\sum_{j \in V_B} W_{ij}
+
+  (``τ_i = ∞`` where ``δ_i = 0``; the theorem states it with an expectation, this uses
+  the realised distances, exactly as the authors' consensus notebook does —
+  ``consensus.ipynb``, class ``SSClip``). It needs to know who is honest: studies only.
+* :func:`adaptive_tau` — the practical rule, which needs only ``δ_i`` (a budget, e.g. the
+  weight of ``b`` neighbours): clip the ``δ_i`` of mixing weight that lies farthest from
+  ``x_i``,
+
+  .. math::  \tau_i = \min\{\tau \ge 0 : \textstyle\sum_j W_{ij}\,
+             \mathbb 1[\|x_j - x_i\| > \tau] \le \delta_i\},
+
+  so the clipped neighbours are pulled in to the distance of the nearest unclipped one.
+  With one Byzantine neighbour and uniform weights this is the authors' optimisation code
+  (``tau = sorted(distances)[-2]`` in ``SelfCenteredClipping``,
+  ``epfml/byzantine-robust-decentralized-optimizer/codes/aggregator.py``). By design it
+  clips a fixed share of weight every round, honest or not — so "was clipped" is no
+  evidence of an attack (use :mod:`dfl.robust.detection`).
+
+Provenance: the PDF was not reachable when this was written; the update and both radii
+are transcribed from the paper's Algorithm 1 and consensus theorem as recalled and checked
+against the authors' released code named above. Check equation numbers against the paper
+before quoting them.
 
 References:
   He, Karimireddy & Jaggi, "Byzantine-Robust Decentralized Learning via ClippedGossip"

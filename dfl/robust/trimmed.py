@@ -12,7 +12,11 @@ For every coordinate ``k`` and node ``j`` with delivered in-neighbours ``N_j``
 * BRIDGE-M (:func:`median`): ``[y_j]_k = \\mathrm{med}\\{[x_i]_k : i ∈ N_j ∪ \\{j\\}\\}``
   (the mean of the two middle values when the closed neighbourhood is even).
 
-At ``b = 0`` the trimmed mean is the uniform average over the closed neighbourhood.
+With ``keep_own=False`` the trimmed mean instead trims ``b`` per side over the closed
+neighbourhood ``N_j ∪ {j}`` (own value included) and averages the ``|N_j| + 1 − 2b``
+survivors: the decentralized trimmed-mean baseline of He, Karimireddy & Jaggi (2022,
+``DeTM`` in their code), which is not BRIDGE-T. At ``b = 0`` both are the uniform average
+over the closed neighbourhood.
 Both rules need in-degree ``≥ 2b + 1`` at every honest node when up to ``b`` of its
 neighbours may be Byzantine (:func:`dfl.robust.requirements.check_in_degree`). Where a
 node has fewer delivered neighbours (allowed with ``unsafe=True``) the trimmed mean trims
@@ -45,6 +49,7 @@ def trimmed_mean(
     *,
     b: int,
     delivered: ArrayLike | None = None,
+    keep_own: bool = True,
 ) -> Any:
     """BRIDGE-T: trim ``b`` per side among the neighbours, average the rest with ``x_j``.
 
@@ -54,6 +59,8 @@ def trimmed_mean(
       dst: ``int [E]`` receiving node of each edge.
       b: values trimmed from each end, per coordinate (static, ``≥ 0``).
       delivered: ``bool [E]`` arrival mask (default all delivered).
+      keep_own: ``True`` (BRIDGE-T) never trims the node's own value; ``False`` trims over
+        the closed neighbourhood (He et al.'s baseline), at most ``⌊|N_j|/2⌋`` per side.
 
     Returns:
       A pytree like ``own``.
@@ -63,20 +70,26 @@ def trimmed_mean(
     n = jax.tree.leaves(own)[0].shape[0]
     d = jnp.asarray(dst, jnp.int32)
     mask = delivered_or_all(delivered, d)
+    if keep_own:
+        rows, seg, valid, extra = messages_e, d, mask, 1
+    else:
+        (rows, seg, valid), extra = candidates(own, messages_e, d, mask), 0
 
     def one(x: jax.Array, m: jax.Array) -> jax.Array:
-        s = segment_sort(flat(m), d, mask, n)
-        count = s.count  # delivered in-degree
-        trim = jnp.minimum(b, count // 2)
+        s = segment_sort(flat(m), seg, valid, n)
+        count = s.count  # values sorted per node (without / with its own)
+        trim = jnp.minimum(b, (count + extra - 1) // 2)
         t, c = trim[s.seg][:, None], count[s.seg][:, None]
         r = s.rank[:, None]
         keep = (r >= t) & (r < c - t)
         kept = jnp.where(keep, s.values.astype(jnp.float32), 0.0)
-        total = jax.ops.segment_sum(kept, s.seg, num_segments=n) + flat(x).astype(jnp.float32)
-        out = total / (count - 2 * trim + 1).astype(jnp.float32)[:, None]
+        total = jax.ops.segment_sum(kept, s.seg, num_segments=n)
+        if keep_own:
+            total = total + flat(x).astype(jnp.float32)
+        out = total / (count + extra - 2 * trim).astype(jnp.float32)[:, None]
         return unflatten_like(out, x)
 
-    return jax.tree.map(one, own, messages_e)
+    return jax.tree.map(one, own, rows)
 
 
 def median(

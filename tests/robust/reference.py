@@ -104,3 +104,17 @@ def krum(X, dst, M, delivered, f, m=1):
     return np.stack(
         [krum_one([X[i], *inbox(i, dst, M, delivered)[1]], f, m) for i in range(len(X))]
     )
+
+
+def he_tm(X, dst, M, delivered, b):
+    """He et al.'s ``DeTM``: trim ``b`` per side over ``[own] + neighbours`` (b shrinks to fit)."""
+    out = np.zeros(X.shape)
+    for i in range(len(X)):
+        vals = [X[i], *inbox(i, dst, M, delivered)[1]]
+        t = b
+        while len(vals) - 2 * t <= 0:
+            t -= 1
+        for k in range(X.shape[1]):
+            col = sorted(float(v[k]) for v in vals)
+            out[i, k] = np.mean(col[t : len(col) - t])
+    return out

@@ -34,6 +34,16 @@ def test_trimmed_mean_matches_bridge_t(seed, b):
     np.testing.assert_allclose(np.asarray(got), ref.bridge_t(X, dst, M, delivered, b), atol=1e-5)
 
 
+@pytest.mark.parametrize(("seed", "b"), [(0, 0), (1, 1), (2, 2), (3, 4)])
+def test_closed_neighbourhood_trimming_matches_he_et_al_baseline(seed, b):
+    _, dst, _, _, X, M, delivered = random_case(seed, n=12, p=0.5, drop=0.15)
+    got = trimmed_mean(X, M, dst, b=b, delivered=delivered, keep_own=False)
+    np.testing.assert_allclose(np.asarray(got), ref.he_tm(X, dst, M, delivered, b), atol=1e-5)
+    if b == 0:  # both variants are the uniform average at b = 0
+        same = trimmed_mean(X, M, dst, b=0, delivered=delivered)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(same), atol=1e-6)
+
+
 def test_trimmed_mean_and_median_by_hand():
     # node 0: own 0, neighbours 1, 2, 3, 100 (one outlier); b = 1 drops 1 and 100
     own = jnp.zeros((2, 1))
@@ -41,6 +51,9 @@ def test_trimmed_mean_and_median_by_hand():
     dst = jnp.array([0, 0, 0, 0])
     assert float(trimmed_mean(own, msgs, dst, b=1)[0, 0]) == pytest.approx((0 + 2 + 3) / 3)
     assert float(median(own, msgs, dst)[0, 0]) == 2.0  # med{0, 1, 2, 3, 100}
+    # over the closed neighbourhood {0, 1, 2, 3, 100}, b = 1 drops 0 and 100
+    got = trimmed_mean(own, msgs, dst, b=1, keep_own=False)
+    assert float(got[0, 0]) == pytest.approx(2.0)
     # even closed neighbourhood: med{0, 1, 2, 100} = 1.5; node 1 hears nobody
     got = median(own, msgs, dst, delivered=jnp.array([True, True, False, True]))
     np.testing.assert_allclose(got[:, 0], [1.5, 0.0])
