@@ -18,8 +18,8 @@ Clipping radius, two rules from the paper:
 
 * :func:`oracle_tau` — the radius of their consensus theorem,
 
-  .. math::  \tau_i = \sqrt{\tfrac{1}{\delta_i} \textstyle\sum_{j \in V_R} W_{ij}
-             \|x_i - x_j\|^2}, \qquad \delta_i = \textstyle\sum_{j \in V_B} W_{ij}
+  .. math::  \\tau_i = \\sqrt{\\tfrac{1}{\\delta_i} \\textstyle\\sum_{j \\in V_R} W_{ij}
+             \\|x_i - x_j\\|^2}, \\qquad \\delta_i = \\textstyle\\sum_{j \\in V_B} W_{ij}
 
   (``τ_i = ∞`` where ``δ_i = 0``; the theorem states it with an expectation, this uses
   the realised distances, exactly as the authors' consensus notebook does —
@@ -28,8 +28,8 @@ Clipping radius, two rules from the paper:
   weight of ``b`` neighbours): clip the ``δ_i`` of mixing weight that lies farthest from
   ``x_i``,
 
-  .. math::  \tau_i = \min\{\tau \ge 0 : \textstyle\sum_j W_{ij}\,
-             \mathbb 1[\|x_j - x_i\| > \tau] \le \delta_i\},
+  .. math::  \\tau_i = \\min\\{\\tau \\ge 0 : \\textstyle\\sum_j W_{ij}\\,
+             \\mathbb 1[\\|x_j - x_i\\| > \\tau] \\le \\delta_i\\},
 
   so the clipped neighbours are pulled in to the distance of the nearest unclipped one.
   With one Byzantine neighbour and uniform weights this is the authors' optimisation code
