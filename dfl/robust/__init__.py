@@ -21,8 +21,14 @@ from dfl.robust.attacks import (
     reverse_edges,
     sign_flip,
 )
-from dfl.robust.clipping import adaptive_tau, byzantine_weight, clipped_gossip, oracle_tau
-from dfl.robust.detection import DetectorState, init_detector, update_detector
+from dfl.robust.clipping import (
+    adaptive_tau,
+    budget_weight,
+    byzantine_weight,
+    clipped_gossip,
+    oracle_tau,
+)
+from dfl.robust.detection import DetectorState, flag_counts, init_detector, update_detector
 from dfl.robust.krum import KrumPairs, krum, krum_pairs
 from dfl.robust.placement import (
     attackers_per_node,
@@ -43,6 +49,7 @@ __all__ = [
     "alie",
     "alie_z",
     "attackers_per_node",
+    "budget_weight",
     "byzantine_mask",
     "byzantine_weight",
     "check_in_degree",
@@ -51,6 +58,7 @@ __all__ = [
     "dissensus_view",
     "edge_distances",
     "edges_of",
+    "flag_counts",
     "flip_labels",
     "gather",
     "gaussian_noise",

@@ -190,3 +190,23 @@ def oracle_tau(
     honest_sum = jax.ops.segment_sum(jnp.where(byz, 0.0, w * sq), d, num_segments=n)
     delta = jax.ops.segment_sum(jnp.where(byz, w, 0.0), d, num_segments=n)
     return jnp.where(delta > 0, jnp.sqrt(honest_sum / jnp.maximum(delta, 1e-30)), jnp.inf)
+
+
+def budget_weight(
+    dst: ArrayLike, weight_e: ArrayLike, n: int, *, b: int, delivered: ArrayLike | None = None
+) -> jax.Array:
+    """``δ_i`` for :func:`adaptive_tau` when only ``b`` is known: the ``b`` heaviest in-edges.
+
+    The worst-case Byzantine weight at ``i`` if up to ``b`` of its delivered in-neighbours
+    are Byzantine (what a deployed node can use: it does not know who they are), ``[N]``.
+    """
+    if b < 0:
+        raise ValueError(f"b must be >= 0, found {b=}")
+    d = jnp.asarray(dst, jnp.int32)
+    mask = delivered_or_all(delivered, d)
+    w = jnp.where(mask, jnp.asarray(weight_e, jnp.float32), 0.0)
+    s_dst, _, s_w = jax.lax.sort((d, -w, w), dimension=0, num_keys=2)
+    sizes = jax.ops.segment_sum(jnp.ones_like(d), d, num_segments=n)
+    start = jnp.cumsum(sizes) - sizes
+    rank = jnp.arange(d.shape[0], dtype=jnp.int32) - start[s_dst]
+    return jax.ops.segment_sum(jnp.where(rank < b, s_w, 0.0), s_dst, num_segments=n)

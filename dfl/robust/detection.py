@@ -130,3 +130,17 @@ def update_detector(
     ref, has = leave_one_out_median(mean, d, judged & ~state.flagged, n)
     new = judged & has & (mean > kappa * ref + atol)
     return DetectorState(dists, seen, state.round + 1, state.flagged | new)
+
+
+def flag_counts(flagged: ArrayLike, src: ArrayLike, byzantine: ArrayLike) -> dict[str, jax.Array]:
+    """``byzantine_flagged`` metrics: flagged edges in all, and true / false positives.
+
+    An edge flag is a true positive when its sender is Byzantine (known in a study).
+    """
+    f = jnp.asarray(flagged, bool)
+    byz = jnp.asarray(byzantine, bool)[jnp.asarray(src)]
+    return {
+        "byzantine_flagged": jnp.sum(f),
+        "byzantine_flagged_true": jnp.sum(f & byz),
+        "byzantine_flagged_false": jnp.sum(f & ~byz),
+    }

@@ -10,6 +10,7 @@ import pytest
 from dfl.gossip import make_mixer
 from dfl.robust import (
     adaptive_tau,
+    budget_weight,
     byzantine_weight,
     clipped_gossip,
     edges_of,
@@ -141,3 +142,13 @@ def test_consensus_under_sign_flip_gossip_collapses_and_clipped_gossip_holds():
         gossip, clipped = (np.asarray(rounds(x0, c))[1:] for c in (False, True))
         assert np.linalg.norm(gossip - mu, axis=1).mean() > 8.0
         assert np.linalg.norm(clipped - mu, axis=1).mean() < 3.0
+
+
+def test_budget_weight_is_the_b_heaviest_delivered_in_edges():
+    dst = jnp.array([0, 0, 0, 1, 1])
+    w = jnp.array([0.1, 0.4, 0.3, 0.2, 0.5])
+    np.testing.assert_allclose(budget_weight(dst, w, 3, b=1), [0.4, 0.5, 0.0])
+    np.testing.assert_allclose(budget_weight(dst, w, 3, b=2), [0.7, 0.7, 0.0])
+    ok = jnp.array([True, False, True, True, True])
+    np.testing.assert_allclose(budget_weight(dst, w, 3, b=1, delivered=ok), [0.3, 0.5, 0.0])
+    np.testing.assert_allclose(budget_weight(dst, w, 3, b=0), [0.0, 0.0, 0.0])

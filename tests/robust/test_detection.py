@@ -10,6 +10,7 @@ import pytest
 from dfl.robust import (
     clipped_gossip,
     edges_of,
+    flag_counts,
     gather,
     init_detector,
     inject,
@@ -65,6 +66,12 @@ def test_a_sign_flip_attacker_is_flagged_and_cut_off_on_a_ring():
     from_attacker = np.asarray(src) == 0
     assert flagged[from_attacker].all()  # 0 → 1 and 0 → 7
     assert not flagged[~from_attacker].any()  # no honest edge, not even the attacker's inbox
+    counts = {k: int(v) for k, v in flag_counts(state.flagged, src, byz).items()}
+    assert counts == {
+        "byzantine_flagged": 2,
+        "byzantine_flagged_true": 2,
+        "byzantine_flagged_false": 0,
+    }
     honest = ~np.asarray(byz)
     # once cut off, the honest nodes stay near 5 instead of being dragged towards -5
     assert np.all(np.abs(np.asarray(x)[honest].mean(axis=1) - 5.0) < 1.5)
