@@ -36,14 +36,15 @@ from dfl.robust.segments import delivered_or_all
 
 
 def _bcast(v: jax.Array, like: jax.Array) -> jax.Array:
-    return v.reshape(v.shape + (1,) * (like.ndim - v.ndim)).astype(like.dtype)
+    """``v [rows]`` reshaped to broadcast against ``like [rows, ...]`` (dtype kept)."""
+    return v.reshape(v.shape + (1,) * (like.ndim - v.ndim))
 
 
 def inject(honest_e: Any, attack_e: Any, src: ArrayLike, byzantine: ArrayLike) -> Any:
     """``attack_e`` on the edges sent by a Byzantine node, ``honest_e`` elsewhere."""
     byz = jnp.asarray(byzantine, bool)[jnp.asarray(src)]
     return jax.tree.map(
-        lambda h, a: jnp.where(_bcast(byz, h) > 0, a.astype(h.dtype), h), honest_e, attack_e
+        lambda h, a: jnp.where(_bcast(byz, h), a.astype(h.dtype), h), honest_e, attack_e
     )
 
 
@@ -95,12 +96,12 @@ def received_stats(
     ddof = jnp.maximum(count - 1, 1).astype(jnp.float32)
 
     def stats(m: jax.Array):
-        w = _bcast(keep, m) > 0
+        w = _bcast(keep, m)
         x = jnp.where(w, m.astype(jnp.float32), 0.0)
         mean = jax.ops.segment_sum(x, d, num_segments=n) / _bcast(c, x)
         dev = jnp.where(w, m.astype(jnp.float32) - jnp.take(mean, d, axis=0), 0.0)
         var = jax.ops.segment_sum(dev**2, d, num_segments=n) / _bcast(ddof, x)
-        std = jnp.where(_bcast(count >= 2, var) > 0, jnp.sqrt(var), 0.0)
+        std = jnp.where(_bcast(count >= 2, var), jnp.sqrt(var), 0.0)
         return mean.astype(m.dtype), std.astype(m.dtype)
 
     pairs = jax.tree.map(stats, messages_e)
@@ -210,11 +211,10 @@ def dissensus_view(
 
     def estimate(m: jax.Array, mu: jax.Array):
         mean_a = jnp.take(mu, s, axis=0).astype(jnp.float32)  # mean a received, on a → i
-        got = jnp.take(m, r, axis=0).astype(jnp.float32)
-        h = _bcast(has, got) > 0
-        rest = (mean_a * _bcast(count_a, got) - got) / _bcast(jnp.maximum(others, 1), got)
-        target = jnp.where(h, got, mean_a)
-        pull = _bcast(scale, got) * (rest - target)
+        h = _bcast(has, mean_a)
+        target = jnp.where(h, jnp.take(m, r, axis=0).astype(jnp.float32), mean_a)
+        rest = (mean_a * _bcast(count_a, target) - target) / _bcast(jnp.maximum(others, 1), target)
+        pull = jnp.where(h, _bcast(scale, target) * (rest - target), 0.0)
         return target.astype(m.dtype), pull.astype(m.dtype)
 
     pairs = jax.tree.map(estimate, messages_prev_e, seen.mean)

@@ -11,12 +11,15 @@ import pytest
 from dfl.robust import (
     adaptive_tau,
     clipped_gossip,
+    dissensus,
+    dissensus_view,
     edges_of,
     init_detector,
     krum,
     krum_pairs,
     median,
     received_stats,
+    reverse_edges,
     trimmed_mean,
     update_detector,
 )
@@ -26,8 +29,11 @@ from tests.robust import reference as ref
 from tests.robust.reference import random_case
 
 
-def rules(dst, weight, n):
+def rules(dst, weight, n, src=None):
     pairs = krum_pairs(dst, n)
+    src = np.zeros_like(dst) if src is None else src
+    byz = np.arange(n) < 2
+    rev = reverse_edges(dst, src)
     return {
         "clipped_gossip": lambda x, m, ok: clipped_gossip(
             x,
@@ -41,13 +47,18 @@ def rules(dst, weight, n):
         "median": lambda x, m, ok: median(x, m, dst, delivered=ok),
         "krum": lambda x, m, ok: krum(x, m, dst, pairs, b=1, delivered=ok),
         "stats": lambda x, m, ok: received_stats(m, dst, n, mask=ok).mean,
+        "dissensus": lambda x, m, ok: dissensus(
+            *dissensus_view(m, dst, src, weight, byz, rev, delivered_prev=ok), epsilon=1.0
+        ),
     }
 
 
-@pytest.mark.parametrize("rule", ["clipped_gossip", "trimmed_mean", "median", "krum", "stats"])
+@pytest.mark.parametrize(
+    "rule", ["clipped_gossip", "trimmed_mean", "median", "krum", "stats", "dissensus"]
+)
 def test_undelivered_slots_never_leak(rule):
-    _, dst, _, weight, X, M, delivered = random_case(3, n=9, p=0.6, drop=0.3)
-    f = rules(dst, weight, 9)[rule]
+    _, dst, src, weight, X, M, delivered = random_case(3, n=9, p=0.6, drop=0.3)
+    f = rules(dst, weight, 9, src)[rule]
     clean = f(X, M, delivered)
     garbage = np.where(delivered[:, None], M, np.nan).astype(np.float32)
     np.testing.assert_allclose(f(X, garbage, delivered), clean, rtol=1e-6)
