@@ -13,7 +13,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dfl"
 
-MATH = ("algorithms", "compression", "gossip", "models", "data", "privacy", "topology")
+MATH = (
+    "algorithms",
+    "compression",
+    "gossip",
+    "models",
+    "data",
+    "privacy",
+    "robust",
+    "topology",
+)
 """The pure math layer: no I/O, no runner, no transport, no Hydra."""
 RUNTIME = ("sim", "node", "transport", "launch", "train", "metrics", "checkpoint", "report")
 HYDRA = ("hydra", "omegaconf")
