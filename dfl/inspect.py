@@ -29,7 +29,7 @@ def inspect_config(cfg) -> dict:
     import jax.numpy as jnp
     import optax
 
-    from dfl.algorithms import build_algorithm
+    from dfl.algorithms import build_algorithm, local_update, value_and_grad
     from dfl.topology import build_schedule, check_requirements
     from dfl.topology.spectral import diagnose, plot_diagnostics
 
@@ -38,7 +38,8 @@ def inspect_config(cfg) -> dict:
         schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
     report = diagnose(schedule)
     report["warnings"] = [str(w.message) for w in caught]
-    algorithm = build_algorithm(cfg.algorithm.name, lambda p, b: jnp.zeros(()), optax.sgd(0.0))
+    local = local_update(optax.sgd(0.0), value_and_grad(lambda p, b: jnp.zeros(())))
+    algorithm = build_algorithm(cfg.algorithm.name, local)
     report["algorithm"] = algorithm.name
     try:
         check_requirements(schedule, algorithm.requirements, algorithm.name)

@@ -1,20 +1,21 @@
-"""One simulated round over all nodes: vmapped local phase, gossip, combine."""
+"""One simulated round over all nodes: step → exchange → combine.
+
+The same three phases as a deployed node's round (:mod:`dfl.node.runner`): the
+vmapped local phase, the exchange (a :class:`~dfl.gossip.mixer.Mixer` over the node
+axis; see :mod:`dfl.gossip.mixer` for the contract both modes share), and the
+vmapped combine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from dfl.algorithms.base import Algorithm
-
-
-class Mixer(Protocol):
-    """Applies ``W`` over the leading node axis of every leaf (see :mod:`dfl.gossip`)."""
-
-    def apply(self, tree: Any, data: Any) -> Any: ...
+from dfl.gossip.mixer import Exchange
 
 
 def node_keys(key: jax.Array, n: int) -> jax.Array:
@@ -23,14 +24,15 @@ def node_keys(key: jax.Array, n: int) -> jax.Array:
 
 
 def make_round(
-    algorithm: Algorithm, mixer: Mixer | None
+    algorithm: Algorithm, exchange: Exchange | None
 ) -> Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
     """Builds ``round(state, batches, w_data, key) -> (state, info)`` for all nodes.
 
     Args:
       algorithm: the per-node algorithm.
-      mixer: the gossip operator, or ``None`` to skip the exchange (every node
-        combines its own message: W = I, the benchmarks' floor).
+      exchange: the gossip operator (``exchange.apply(messages, w_data)``), or
+        ``None`` to skip the exchange (every node combines its own message: W = I,
+        the benchmarks' floor).
 
     Returns:
       A pure function over the stacked state (leading node axis). Node ``i``
@@ -42,9 +44,8 @@ def make_round(
         n = jax.tree.leaves(state)[0].shape[0]
         state, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
         messages = jax.vmap(algorithm.decode)(wire)
-        if mixer is not None and algorithm.exchanges:
-            messages = mixer.apply(messages, w_data)
-        return jax.vmap(algorithm.combine)(state, messages), info
+        mixed = messages if exchange is None else exchange.apply(messages, w_data)
+        return jax.vmap(algorithm.combine)(state, mixed), info
 
     return round_fn
 

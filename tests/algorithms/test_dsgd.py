@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from dfl.algorithms import dsgd, fedavg
-from tests.algorithms.quadratic import loss, ring_mh, run, targets
+from tests.algorithms.quadratic import local_of, ring_mh, run, targets
 
 ETA = 0.1
 
@@ -25,7 +25,7 @@ def disagreement(x: np.ndarray) -> np.ndarray:
 def test_atc_reaches_closed_form_fixed_point(local_steps):
     n = 8
     W, b = ring_mh(n), targets(n)
-    xs = run(dsgd(loss, optax.sgd(ETA), order="atc"), b, W, 400, local_steps=local_steps)
+    xs = run(dsgd(local_of(optax.sgd(ETA)), order="atc"), b, W, 400, local_steps=local_steps)
     # One local step maps x ↦ b + c(x − b) with c = (1 − η)^K, so x* = (1 − c)(I − cW)⁻¹ W b.
     c = (1 - ETA) ** local_steps
     x_star = (1 - c) * np.linalg.solve(np.eye(n) - c * W, W @ b)
@@ -39,7 +39,7 @@ def test_atc_reaches_closed_form_fixed_point(local_steps):
 def test_cta_reaches_closed_form_fixed_point():
     n = 8
     W, b = ring_mh(n), targets(n)
-    xs = run(dsgd(loss, optax.sgd(ETA), order="cta"), b, W, 400)
+    xs = run(dsgd(local_of(optax.sgd(ETA)), order="cta"), b, W, 400)
     # x = Wx − η(x − b)  ⇒  ((1 + η)I − W) x* = η b.
     x_star = ETA * np.linalg.solve((1 + ETA) * np.eye(n) - W, b)
     np.testing.assert_allclose(xs[-1], x_star, atol=1e-5)
@@ -49,8 +49,8 @@ def test_cta_reaches_closed_form_fixed_point():
 def test_orders_differ_and_average_is_mean_target():
     n = 8
     W, b = ring_mh(n), targets(n)
-    atc = run(dsgd(loss, optax.sgd(ETA), order="atc"), b, W, 400)[-1]
-    cta = run(dsgd(loss, optax.sgd(ETA), order="cta"), b, W, 400)[-1]
+    atc = run(dsgd(local_of(optax.sgd(ETA)), order="atc"), b, W, 400)[-1]
+    cta = run(dsgd(local_of(optax.sgd(ETA)), order="cta"), b, W, 400)[-1]
     assert np.abs(atc - cta).max() > 1e-3
     # Doubly stochastic W: the node average of both fixed points is mean(b).
     np.testing.assert_allclose(atc.mean(0), b.mean(0), atol=1e-5)
@@ -62,7 +62,7 @@ def test_disagreement_decays_at_lambda2_rate(order):
     n = 8
     W, b = ring_mh(n), targets(n)
     x0 = targets(n, seed=1) * 5
-    xs = run(dsgd(loss, optax.sgd(ETA), order=order), b, W, 60, x0=x0)
+    xs = run(dsgd(local_of(optax.sgd(ETA)), order=order), b, W, 60, x0=x0)
     if order == "atc":
         x_star = ETA * np.linalg.solve(np.eye(n) - (1 - ETA) * W, W @ b)
         rate = (1 - ETA) * second_eigenvalue(W)  # e ↦ (1 − η) W e
@@ -81,7 +81,7 @@ def test_fedavg_equals_centralized_average():
     b = targets(n)
     J = np.full((n, n), 1 / n)
     x0 = targets(n, seed=2)
-    xs = run(fedavg(loss, optax.sgd(ETA)), b, J, 5, local_steps=K, x0=x0)
+    xs = run(fedavg(local_of(optax.sgd(ETA))), b, J, 5, local_steps=K, x0=x0)
     x = x0.copy()
     for t in range(5):
         for _ in range(K):
@@ -92,4 +92,4 @@ def test_fedavg_equals_centralized_average():
 
 def test_bad_order_is_refused():
     with pytest.raises(ValueError, match="order"):
-        dsgd(loss, optax.sgd(ETA), order="ac")
+        dsgd(local_of(optax.sgd(ETA)), order="ac")
