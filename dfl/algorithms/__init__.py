@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements
+from dfl.algorithms.base import (
+    Algorithm,
+    LossFn,
+    MissingRule,
+    MixingRequirements,
+    RequirementError,
+)
 from dfl.algorithms.choco import ChocoState, choco
 from dfl.algorithms.d2 import D2State, d2
 from dfl.algorithms.dsgd import CTAState, DSGDState, dsgd
@@ -70,6 +76,7 @@ __all__ = [
     "PushSumMessage",
     "PushSumState",
     "QGMState",
+    "RequirementError",
     "build_algorithm",
     "choco",
     "d2",

@@ -61,6 +61,10 @@ class MissingRule(enum.StrEnum):
 Stochasticity = Literal["row", "column", "doubly"]
 
 
+class RequirementError(ValueError):
+    """A mixing matrix misses what the algorithm declared it needs."""
+
+
 @dataclasses.dataclass(frozen=True)
 class MixingRequirements:
     """What an algorithm needs from its mixing matrices ``W``.
@@ -82,7 +86,7 @@ class MixingRequirements:
     min_eigenvalue: float | None = None
 
     def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
-        """Raises ``ValueError`` naming what ``W`` misses for ``algorithm``."""
+        """Raises :class:`RequirementError` naming what ``W`` misses for ``algorithm``."""
         W = np.asarray(W, dtype=np.float64)
         problems = []
         if time_varying and not self.time_varying:
@@ -108,7 +112,7 @@ class MixingRequirements:
                     "a lazy mixing rule, mixing=lazy, provides it)"
                 )
         if problems:
-            raise ValueError(
+            raise RequirementError(
                 f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
                 "Choose a mixing rule/topology that provides it."
             )

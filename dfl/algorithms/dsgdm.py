@@ -31,7 +31,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import optax
@@ -75,12 +75,13 @@ def dsgdm(local: LocalUpdate, *, momentum: float = 0.9, nesterov: bool = False) 
 
     def init(params: Params, key: jax.Array) -> DSGDmState:
         del key
-        trace, opt_state = heavy_ball.init(params)
+        trace, opt_state = cast(tuple[optax.TraceState, Any], heavy_ball.init(params))
         return DSGDmState(params, opt_state, trace.trace)
 
     def step(state: DSGDmState, batches: Any, key: jax.Array):
         chained = (optax.TraceState(trace=state.momentum), state.opt_state)
-        new, (trace, opt_state), loss = heavy_ball.update(state.params, chained, batches, key)
+        new, chained, loss = heavy_ball.update(state.params, chained, batches, key)
+        trace, opt_state = cast(tuple[optax.TraceState, Any], chained)
         return DSGDmState(new, opt_state, trace.trace), new, {"loss": loss}
 
     def combine(state: DSGDmState, mixed: Params) -> DSGDmState:

@@ -41,7 +41,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +124,8 @@ def qgm(
             local, optax.chain(local.optimizer, add_momentum(buf, momentum, nesterov))
         )
         chained = (state.opt_state, optax.EmptyState())
-        new, (opt_state, _), loss = shifted.update(state.params, chained, batches, key)
+        new, chained, loss = shifted.update(state.params, chained, batches, key)
+        opt_state, _ = cast(tuple[Any, optax.EmptyState], chained)
         return QGMState(new, opt_state, buf, state.params), new, {"loss": loss}
 
     def combine(state: QGMState, mixed: Params) -> QGMState:
