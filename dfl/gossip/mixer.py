@@ -20,7 +20,9 @@ transport delivered by the deadline. ``None`` means every message arrived
 is treated by the algorithm's missing-message rule: ``RENORMALIZE`` moves its
 weight to the node's own message (:func:`dfl.gossip.dense.renormalize`); under
 ``WAIT`` nothing may be missing (the node waits; a mask that drops one is an error).
-The dense mixer and the node exchange take masks today; the other forms refuse one.
+The dense mixer (``make_round``'s ``delivered`` argument) and the node exchange
+take masks today; the round refuses one with the other forms (their per-edge layouts
+would carry it as a per-edge mask the same way).
 
 **The gathered form** (for robust aggregation, which must see each message; not
 built yet) has the signature::

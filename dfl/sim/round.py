@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dfl.algorithms.base import Algorithm
+from dfl.algorithms.base import Algorithm, MissingRule
 from dfl.gossip.mixer import Exchange
 
 
@@ -26,7 +26,7 @@ def node_keys(key: jax.Array, n: int) -> jax.Array:
 def make_round(
     algorithm: Algorithm, exchange: Exchange | None
 ) -> Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
-    """Builds ``round(state, batches, w_data, key) -> (state, info)`` for all nodes.
+    """Builds ``round(state, batches, w_data, key, delivered=None) -> (state, info)``.
 
     Args:
       algorithm: the per-node algorithm.
@@ -37,14 +37,31 @@ def make_round(
     Returns:
       A pure function over the stacked state (leading node axis). Node ``i``
       uses the key ``fold_in(key, i)``; ``info`` holds per-node diagnostics
-      (``info["loss"]`` has shape ``[N]``).
+      (``info["loss"]`` has shape ``[N]``). ``delivered``, a bool ``[N, N]``
+      delivery mask, is handed to the exchange (``apply(..., delivered=...)``;
+      the dense mixer takes one) for the algorithm's ``RENORMALIZE`` rule.
     """
 
-    def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array):
+    def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array, delivered: Any = None):
         n = jax.tree.leaves(state)[0].shape[0]
         state, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
         messages = jax.vmap(algorithm.decode)(wire)
-        mixed = messages if exchange is None else exchange.apply(messages, w_data)
+        if exchange is None:
+            mixed = messages
+        elif delivered is None:
+            mixed = exchange.apply(messages, w_data)
+        else:
+            if algorithm.missing_rule != MissingRule.RENORMALIZE:
+                raise ValueError(
+                    f"{algorithm.name!r} must WAIT for every message; a delivery mask can "
+                    "only drop messages of RENORMALIZE algorithms"
+                )
+            form = getattr(exchange, "form", "dense")
+            if form != "dense":
+                raise ValueError(
+                    f"a delivery mask needs the dense mixer (sim.gossip=dense), found {form=!r}"
+                )
+            mixed = exchange.apply(messages, w_data, delivered=delivered)  # type: ignore[call-arg]
         return jax.vmap(algorithm.combine)(state, mixed), info
 
     return round_fn

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from dfl.algorithms import dsgd, fedavg
+from dfl.config import MixingConfig, TopologyConfig
+from dfl.gossip import DenseMixer
+from dfl.sim.round import make_round
+from dfl.topology import build_schedule
 from tests.algorithms.quadratic import local_of, ring_mh, run, targets
 
 ETA = 0.1
@@ -93,3 +99,31 @@ def test_fedavg_equals_centralized_average():
 def test_bad_order_is_refused():
     with pytest.raises(ValueError, match="order"):
         dsgd(local_of(optax.sgd(ETA)), order="ac")
+
+
+def test_a_delivery_mask_renormalises_inside_the_jitted_round():
+    """Dropping j → i in the jitted round is D-SGD with row i renormalised (hand W)."""
+    n = 4
+    W = ring_mh(n)
+    schedule = build_schedule(TopologyConfig(name="ring", n=n), MixingConfig(), seed=0)
+    mixer = DenseMixer(schedule)
+    np.testing.assert_allclose(np.asarray(mixer.data(0)["W"]), W, atol=1e-7)
+    delivered = np.ones((n, n), bool)
+    delivered[0, 3] = delivered[2, 1] = False  # 3's message to 0 and 1's to 2 are lost
+    W_lost = W.copy()
+    W_lost[0] = [2 / 3, 1 / 3, 0, 0]
+    W_lost[2] = [0, 0, 2 / 3, 1 / 3]
+    alg = dsgd(local_of(optax.sgd(ETA)))
+    b, x0 = targets(n), targets(n, seed=5)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(n))
+    state = jax.vmap(alg.init)({"x": jnp.asarray(x0, jnp.float32)}, keys)
+    round_fn = jax.jit(make_round(alg, mixer))
+    batches = jnp.asarray(b, jnp.float32)[:, None]
+    masked, _ = round_fn(state, batches, mixer.data(0), jax.random.key(1), jnp.asarray(delivered))
+    # One ATC round on f_i = ½||x − b_i||²: x⁺ = W_lost ((1 − η) x0 + η b).
+    expected = W_lost @ ((1 - ETA) * x0 + ETA * b)
+    np.testing.assert_allclose(np.asarray(masked.params["x"]), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="must WAIT"):
+        make_round(fedavg(local_of(optax.sgd(ETA))), mixer)(
+            state, batches, mixer.data(0), jax.random.key(1), jnp.asarray(delivered)
+        )
