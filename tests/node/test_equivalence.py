@@ -135,6 +135,9 @@ def test_loopback_deployment_equals_simulation(algorithm, compressor, extra):
         last_sim["consensus_distance"], rel=1e-3, abs=1e-8
     )
     assert set(last_sim) <= set(last_dep)
+    # One clock definition in both modes: it starts before compiling, so it includes it.
+    for record in (*sim.records, *dep.records):
+        assert 0 < record["compile_time"] <= record["wall_time"], record
     if "epsilon" in last_sim:  # every node accounted its own ε, as the simulation did
         assert last_dep["epsilon_per_node"] == pytest.approx(last_sim["epsilon_per_node"])
         assert last_dep["dp_dropped_examples"] == last_sim["dp_dropped_examples"]
