@@ -25,7 +25,7 @@ def node_keys(key: jax.Array, n: int) -> jax.Array:
 
 def make_round(
     algorithm: Algorithm, exchange: Exchange | None
-) -> Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
+) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
     """Builds ``round(state, batches, w_data, key, delivered=None) -> (state, info)``.
 
     Args:

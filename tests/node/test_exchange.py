@@ -79,7 +79,8 @@ def net():
 
 def test_every_message_delivered_mixes_the_w_row(net):
     exchange, counts = exchange_of(net, MissingRule.RENORMALIZE)
-    send(net, 1), send(net, 3)
+    send(net, 1)
+    send(net, 3)
     np.testing.assert_allclose(exchange.apply(message(0), 0)["x"], ALL)
     assert (counts.messages_sent, counts.messages_received, counts.messages_missing) == (2, 2, 0)
 
@@ -95,7 +96,8 @@ def test_renormalize_mixes_the_renormalised_row_when_a_message_is_dropped(net):
 
 def test_a_delivery_mask_drops_an_arrived_message_as_the_simulation_does(net):
     exchange, counts = exchange_of(net, MissingRule.RENORMALIZE)
-    send(net, 1), send(net, 3)
+    send(net, 1)
+    send(net, 3)
     node = exchange.apply(message(0), 0, delivered={1})
     np.testing.assert_allclose(node["x"], WITHOUT_3)
     assert (counts.messages_received, counts.messages_missing) == (1, 1)
