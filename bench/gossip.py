@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import optax
 from sim_round import Loop, schedule_of  # bench/ is on the path when run as a script
 
-from dfl.algorithms import dsgd
+from dfl.algorithms import dsgd, local_update, value_and_grad
 from dfl.data import load_digits
 from dfl.data.batching import sample_batches
 from dfl.data.federated import prepare
@@ -140,7 +140,7 @@ def bench_logreg(n: int, reps: int, loop_reps: int, batch: int = 32) -> dict:
     """Seconds per round of logistic regression on digits: runner vs per-node loop."""
     fed = prepare(load_digits(seed=0), num_nodes=n, scheme="iid", seed=0)
     model = build_model("logreg", input_shape=fed.feature_shape, num_classes=fed.num_classes)
-    algorithm = dsgd(model.loss, optax.sgd(0.1))
+    algorithm = dsgd(local_update(optax.sgd(0.1), value_and_grad(model.loss)))
     params = model.init(jax.random.key(0))
     state = jax.vmap(algorithm.init, in_axes=(None, 0))(params, node_keys(jax.random.key(1), n))
     batches = sample_batches(jax.random.key(2), fed.train, batch_size=batch, local_steps=1)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dfl.algorithms import dsgd
+from dfl.algorithms import dsgd, local_update, value_and_grad
 from dfl.config import MixingConfig, TopologyConfig
 from dfl.gossip import make_mixer
 from dfl.models import build_model
@@ -43,7 +43,7 @@ BATCH, FEATURES, CLASSES = 32, 784, 10
 
 def setup(n: int):
     model = build_model("mlp", input_shape=(FEATURES,), num_classes=CLASSES, hidden=(256,))
-    algorithm = dsgd(model.loss, optax.sgd(0.05))
+    algorithm = dsgd(local_update(optax.sgd(0.05), value_and_grad(model.loss)))
     params = model.init(jax.random.key(0))
     state = jax.vmap(algorithm.init, in_axes=(None, 0))(params, node_keys(jax.random.key(1), n))
     kx, ky = jax.random.split(jax.random.key(2))

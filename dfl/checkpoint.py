@@ -5,7 +5,7 @@ A checkpoint holds what a run needs to continue exactly where it stopped:
 * ``state``: the algorithm state (stacked over nodes for the simulation, one
   node's for a deployed node), which includes the local optimizer's state and
   the compressor/privacy state; typed PRNG keys are stored as their key data.
-* ``extra``: other pytrees (e.g. the last messages a ``REUSE_LAST`` node keeps).
+* ``extra``: other pytrees saved beside the state (optional).
 * ``meta``: JSON: the next round to run and the counters (bytes, messages).
 
 No key or data-pipeline RNG state needs saving: every key of round ``t`` is

@@ -19,13 +19,12 @@ import optax
 
 from dfl import data as dfl_data
 from dfl.algorithms import ALGORITHMS, Algorithm, build_algorithm
-from dfl.algorithms.local import GradFn
 from dfl.compression import build_compressor
 from dfl.config.optimizer_checks import learning_rate_problem
 from dfl.config.schema import Config
 from dfl.data.sizes import check_batch_size
 from dfl.models import FunctionalModel, build_model
-from dfl.privacy import PrivacyPlan, plan_privacy, with_message_noise
+from dfl.privacy import PrivacyPlan, make_local_update, plan_privacy, with_message_noise
 from dfl.topology import build_schedule, check_requirements
 
 INIT_STREAM, BATCH_STREAM, ALGORITHM_STREAM, STATE_STREAM = 0, 1, 2, 3
@@ -96,14 +95,14 @@ def model_options(cfg: Config) -> dict[str, Any]:
     return {}
 
 
-def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str, Any]:
-    """Builder keywords of the configured algorithm.
+def algorithm_options(cfg: Config) -> dict[str, Any]:
+    """Builder keywords of the configured algorithm (besides its local training).
 
     ``cfg.algorithm`` is the chosen algorithm's own schema
     (:mod:`dfl.config.algorithm_schema`), so every option in it is one the
-    builder takes (``local_steps`` goes to the sampler, not the builder). A non-identity compressor is passed as ``compressor=`` and
-    a DP-SGD gradient as ``grad_fn=``; an algorithm that cannot take one
-    refuses it.
+    builder takes (``local_steps`` goes to the sampler, not the builder). A
+    non-identity compressor is passed as ``compressor=``; an algorithm that
+    cannot take one refuses it.
     """
     builder = ALGORITHMS.get(cfg.algorithm.name)
     if builder is None:
@@ -112,9 +111,7 @@ def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str
         )
     accepted = inspect.signature(builder).parameters
     options = {
-        k: v
-        for k, v in dataclasses.asdict(cfg.algorithm).items()
-        if k in accepted and k not in ("loss_fn", "optimizer")
+        k: v for k, v in dataclasses.asdict(cfg.algorithm).items() if k in accepted and k != "local"
     }
     if cfg.compression.name != "identity":
         if "compressor" not in accepted:
@@ -125,10 +122,6 @@ def algorithm_options(cfg: Config, *, grad_fn: GradFn | None = None) -> dict[str
             )
         compression = dataclasses.asdict(cfg.compression)
         options["compressor"] = build_compressor(compression.pop("name"), **compression)
-    if grad_fn is not None:
-        if "grad_fn" not in accepted:
-            raise ValueError(f"algorithm {cfg.algorithm.name!r} does not support DP-SGD")
-        options["grad_fn"] = grad_fn
     return options
 
 
@@ -157,9 +150,9 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
             rounds=cfg.rounds,
             local_steps=cfg.algorithm.local_steps,
         )
-    grad_fn = privacy.grad_fn(model.loss) if privacy is not None else None
-    options = algorithm_options(cfg, grad_fn=grad_fn)
-    algorithm = build_algorithm(cfg.algorithm.name, model.loss, optimizer, **options)
+    options = algorithm_options(cfg)
+    local = make_local_update(model.loss, optimizer, privacy)
+    algorithm = build_algorithm(cfg.algorithm.name, local, **options)
     if cfg.privacy.message_noise:
         if "compressor" in options:
             raise ValueError(

@@ -31,11 +31,12 @@ def inspect_config(cfg) -> dict:
     import jax.numpy as jnp
     import optax
 
-    from dfl.algorithms import build_algorithm
+    from dfl.algorithms import build_algorithm, local_update, value_and_grad
     from dfl.topology import build_schedule, check_requirements
     from dfl.topology.spectral import diagnose, plot_diagnostics
 
-    algorithm = build_algorithm(cfg.algorithm.name, lambda p, b: jnp.zeros(()), optax.sgd(0.0))
+    local = local_update(optax.sgd(0.0), value_and_grad(lambda p, b: jnp.zeros(())))
+    algorithm = build_algorithm(cfg.algorithm.name, local)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         schedule = build_schedule(

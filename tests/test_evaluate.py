@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dfl.algorithms import dsgd
+from dfl.algorithms import dsgd, local_update, value_and_grad
 from dfl.data import NodeData
 from dfl.evaluate import consensus_distance, make_evaluate, make_local_evaluate
 from dfl.models import build_model
@@ -24,7 +24,7 @@ def test_consensus_distance_matches_numpy():
 
 def setup():
     model = build_model("logreg", input_shape=(3,), num_classes=2)
-    algorithm = dsgd(model.loss, optax.sgd(0.1))
+    algorithm = dsgd(local_update(optax.sgd(0.1), value_and_grad(model.loss)))
     # Node 0 predicts class 0 everywhere, node 1 predicts x[0] > 0, node 2 class 1.
     kernels = np.zeros((3, 3, 2), np.float32)
     biases = np.array([[1, 0], [0, 0], [0, 1]], np.float32)

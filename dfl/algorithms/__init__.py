@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import optax
-
 from dfl.algorithms.base import (
     Algorithm,
     LossFn,
     MissingRule,
     MixingRequirements,
-    identity_decode,
+    RequirementError,
 )
 from dfl.algorithms.choco import ChocoState, choco
 from dfl.algorithms.d2 import D2State, d2
-from dfl.algorithms.dsgd import DSGDState, dsgd
+from dfl.algorithms.dsgd import CTAState, DSGDState, dsgd
 from dfl.algorithms.dsgd_ef import DSGDEFState, dsgd_ef
 from dfl.algorithms.dsgdm import DSGDmState, dsgdm
 from dfl.algorithms.fedavg import fedavg, local_sgd
 from dfl.algorithms.gradient_tracking import GTMessage, GTState, gradient_tracking
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.local import (
+    GradFn,
+    LocalUpdate,
+    local_update,
+    value_and_grad,
+    with_optimizer,
+)
 from dfl.algorithms.push_sum import PushSumMessage, PushSumState, push_sum
 from dfl.algorithms.qgm import QGMState, qgm
 
@@ -36,13 +40,11 @@ ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "fedavg": fedavg,
     "local_sgd": local_sgd,  # alias; the built Algorithm is named "fedavg"
 }
-"""Registry: ``algorithm.name`` → builder ``(loss_fn, optimizer, **options) -> Algorithm``."""
+"""Registry: ``algorithm.name`` → builder ``(local, **options) -> Algorithm``."""
 
 
-def build_algorithm(
-    name: str, loss_fn: LossFn, optimizer: optax.GradientTransformation, **options
-) -> Algorithm:
-    """Builds the algorithm registered as ``name``.
+def build_algorithm(name: str, local: LocalUpdate, **options) -> Algorithm:
+    """Builds the algorithm registered as ``name`` on the run's local training.
 
     Raises:
       ValueError: for an unknown name or an option the algorithm does not take.
@@ -50,7 +52,7 @@ def build_algorithm(
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; expected one of {sorted(ALGORITHMS)}")
     try:
-        return ALGORITHMS[name](loss_fn, optimizer, **options)
+        return ALGORITHMS[name](local, **options)
     except TypeError as e:
         raise ValueError(f"bad options {options} for algorithm {name!r}: {e}") from e
 
@@ -58,6 +60,7 @@ def build_algorithm(
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
+    "CTAState",
     "ChocoState",
     "D2State",
     "DSGDEFState",
@@ -66,12 +69,14 @@ __all__ = [
     "GTMessage",
     "GTState",
     "GradFn",
+    "LocalUpdate",
     "LossFn",
     "MissingRule",
     "MixingRequirements",
     "PushSumMessage",
     "PushSumState",
     "QGMState",
+    "RequirementError",
     "build_algorithm",
     "choco",
     "d2",
@@ -80,10 +85,10 @@ __all__ = [
     "dsgdm",
     "fedavg",
     "gradient_tracking",
-    "identity_decode",
     "local_sgd",
-    "local_updates",
+    "local_update",
     "push_sum",
     "qgm",
     "value_and_grad",
+    "with_optimizer",
 ]

@@ -15,7 +15,10 @@ One round at node ``i``::
 
 ``wire`` is the pytree of arrays that actually goes on the network (compressed
 where the algorithm compresses); its size in bytes is what ``bytes_sent_per_node``
-counts. ``decode`` turns a wire pytree back into the message pytree that is mixed.
+counts. ``decode`` turns a wire pytree back into the message pytree that is mixed
+(by default the wire is the message). Builders take the run's local training as
+one :class:`~dfl.algorithms.local.LocalUpdate` (optimizer and DP-SGD inside) and
+their own keyword-only options.
 """
 
 from __future__ import annotations
@@ -42,17 +45,24 @@ class MissingRule(enum.StrEnum):
     """What a node does when a neighbour's message did not arrive by the deadline.
 
     * ``RENORMALIZE``: mix over the messages heard, the weights of the missing
-      ones added to the node's own weight (row sums stay 1). Sound for D-SGD.
-    * ``REUSE_LAST``: use that neighbour's last received message instead.
-    * ``WAIT``: block until it arrives (no round can be skipped).
+      ones added to the node's own weight (row sums stay what they were). Sound
+      for the D-SGD family (D-SGD, DSGDm, QG-DSGDm, DSGD-EF).
+    * ``WAIT``: block until it arrives (no round can be skipped): gradient
+      tracking, CHOCO, push-sum, D² and FedAvg, whose invariants a lost message breaks.
+
+    (A third rule, reusing the neighbour's last message, is not offered: no
+    algorithm here is sound with it.)
     """
 
     RENORMALIZE = "renormalize"
-    REUSE_LAST = "reuse_last"
     WAIT = "wait"
 
 
 Stochasticity = Literal["row", "column", "doubly"]
+
+
+class RequirementError(ValueError):
+    """A mixing matrix misses what the algorithm declared it needs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +86,7 @@ class MixingRequirements:
     min_eigenvalue: float | None = None
 
     def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
-        """Raises ``ValueError`` naming what ``W`` misses for ``algorithm``."""
+        """Raises :class:`RequirementError` naming what ``W`` misses for ``algorithm``."""
         W = np.asarray(W, dtype=np.float64)
         problems = []
         if time_varying and not self.time_varying:
@@ -102,7 +112,7 @@ class MixingRequirements:
                     "a lazy mixing rule, mixing=lazy, provides it)"
                 )
         if problems:
-            raise ValueError(
+            raise RequirementError(
                 f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
                 "Choose a mixing rule/topology that provides it."
             )
@@ -119,25 +129,20 @@ class Algorithm:
       step: ``step(state, batches, key) -> (state, wire, info)``: the local
         phase on ``batches`` with a leading ``local_steps`` axis; ``info`` is a
         dict of scalar diagnostics, at least ``"loss"`` (mean local-step loss).
-      decode: ``decode(wire) -> message``: what a receiver mixes.
       combine: ``combine(state, mixed) -> state`` with ``mixed = Σ_j W_ij message_j``.
-      params: ``params(state) -> params`` to evaluate (push-sum de-biases here).
+      decode: ``decode(wire) -> message``: what a receiver mixes (default: the
+        wire itself, for algorithms that send uncompressed messages).
+      params: ``params(state) -> params`` to evaluate (default: ``state.params``;
+        push-sum de-biases here).
       requirements: what ``W`` must satisfy.
-      missing_rule: how a missing neighbour message is treated in deployment.
-      exchanges: ``False`` for algorithms that never communicate (W is ignored).
+      missing_rule: how a missing neighbour message is treated.
     """
 
     name: str
     init: Callable[[Params, jax.Array], State]
     step: Callable[[State, Batch, jax.Array], tuple[State, Any, dict[str, jax.Array]]]
-    decode: Callable[[Any], Any]
     combine: Callable[[State, Any], State]
-    params: Callable[[State], Params]
+    decode: Callable[[Any], Any] = lambda wire: wire
+    params: Callable[[State], Params] = lambda state: state.params
     requirements: MixingRequirements = MixingRequirements()
     missing_rule: MissingRule = MissingRule.RENORMALIZE
-    exchanges: bool = True
-
-
-def identity_decode(wire: Any) -> Any:
-    """The decoder for algorithms that send their messages uncompressed."""
-    return wire

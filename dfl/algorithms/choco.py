@@ -46,8 +46,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate
 from dfl.compression.base import Compressor
 from dfl.compression.identity import identity
 
@@ -72,22 +72,15 @@ class ChocoState(NamedTuple):
 
 
 def choco(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    gamma: float = 1.0,
-    compressor: Compressor | None = None,
-    grad_fn: GradFn | None = None,
+    local: LocalUpdate, *, gamma: float = 1.0, compressor: Compressor | None = None
 ) -> Algorithm:
     """CHOCO-SGD with any compressor and any optax local optimizer.
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer (its state stays on the node).
+      local: the local training (:func:`~dfl.algorithms.local.local_update`).
       gamma: the consensus step size ``γ`` in ``(0, 1]``; strong compression
         needs a small one (the paper tunes it, e.g. ``0.01``–``0.5``).
       compressor: the operator ``Q``; ``None`` means ``identity()``.
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`: static doubly stochastic W;
@@ -96,16 +89,13 @@ def choco(
     if not 0 < gamma <= 1:
         raise ValueError(f"choco needs a consensus step 0 < gamma <= 1, found {gamma=}")
     comp = identity() if compressor is None else compressor
-    grad_fn = grad_fn or value_and_grad(loss_fn)
 
     def init(params: Params, key: jax.Array) -> ChocoState:
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return ChocoState(params, optimizer.init(params), zeros, zeros, comp.init(params, key))
+        return ChocoState(params, local.init(params), zeros, zeros, comp.init(params, key))
 
     def step(state: ChocoState, batches: Any, key: jax.Array):
-        half, opt_state, loss = local_updates(
-            grad_fn, optimizer, state.params, state.opt_state, batches, key
-        )
+        half, opt_state, loss = local.update(state.params, state.opt_state, batches, key)
         diff = jax.tree.map(lambda x, h: x - h, half, state.public)
         encoded, comp_state = comp.compress(diff, state.compressor_state)
         q = comp.decompress(encoded)
@@ -122,9 +112,8 @@ def choco(
         name="choco",
         init=init,
         step=step,
-        decode=comp.decompress,
         combine=combine,
-        params=lambda state: state.params,
+        decode=comp.decompress,
         requirements=MixingRequirements(stochastic="doubly", time_varying=False),
         missing_rule=MissingRule.WAIT,
     )

@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate
 
 MIN_EIGENVALUE = -1.0 / 3.0
 """D²'s stability condition on the smallest eigenvalue of ``W``."""
@@ -72,35 +72,25 @@ class D2State(NamedTuple):
     prev_update: Params
 
 
-def d2(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    grad_fn: GradFn | None = None,
-) -> Algorithm:
+def d2(local: LocalUpdate) -> Algorithm:
     """D² / exact diffusion with the local optimizer's update in place of ``−η g``.
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer; ``optax.sgd(η)`` gives D² (only SGD-type
-        optimizers keep its exactness).
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
+      local: the local training; with ``optax.sgd(η)`` as its optimizer this is
+        D² (only SGD-type optimizers keep its exactness).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`: static, symmetric, doubly
       stochastic W with ``λ_min(W) ≥ −1/3``; a missing message is waited for.
     """
-    grad_fn = grad_fn or value_and_grad(loss_fn)
 
     def init(params: Params, key: jax.Array) -> D2State:
         del key
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return D2State(params, optimizer.init(params), params, zeros)
+        return D2State(params, local.init(params), params, zeros)
 
     def step(state: D2State, batches: Any, key: jax.Array):
-        new, opt_state, loss = local_updates(
-            grad_fn, optimizer, state.params, state.opt_state, batches, key
-        )
+        new, opt_state, loss = local.update(state.params, state.opt_state, batches, key)
         update = jax.tree.map(lambda n, x: n - x, new, state.params)
         message = jax.tree.map(
             lambda x, xp, u, up: x + (x - xp) + (u - up),
@@ -119,9 +109,7 @@ def d2(
         name="d2",
         init=init,
         step=step,
-        decode=lambda wire: wire,
         combine=combine,
-        params=lambda state: state.params,
         requirements=MixingRequirements(
             stochastic="doubly",
             symmetric=True,

@@ -25,20 +25,31 @@ from typing import Any, Literal, NamedTuple
 import jax
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate
 
 Order = Literal["atc", "cta"]
 
 
 class DSGDState(NamedTuple):
-    """Per-node D-SGD state.
+    """Per-node state of adapt-then-combine D-SGD.
 
     Attributes:
       params: the node's parameters ``x_i``.
       opt_state: the local optimizer's state (never mixed).
-      update: CTA only: the pending local update ``local(x_i) − x_i`` added in
-        ``combine`` (zeros for ATC, kept so both orders share one state type).
+    """
+
+    params: Params
+    opt_state: optax.OptState
+
+
+class CTAState(NamedTuple):
+    """Per-node state of combine-then-adapt D-SGD.
+
+    Attributes:
+      params: the node's parameters ``x_i``.
+      opt_state: the local optimizer's state (never mixed).
+      update: the pending local update ``local(x_i) − x_i``, added in ``combine``.
     """
 
     params: Params
@@ -46,56 +57,65 @@ class DSGDState(NamedTuple):
     update: Params
 
 
-def dsgd(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    order: Order = "atc",
-    grad_fn: GradFn | None = None,
-) -> Algorithm:
-    """D-SGD with any optax optimizer as the local optimizer.
+def dsgd(local: LocalUpdate, *, order: Order = "atc") -> Algorithm:
+    """D-SGD with the run's local training (any optax optimizer, DP inside).
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer (its state stays on the node).
+      local: the local training (:func:`~dfl.algorithms.local.local_update`).
       order: ``"atc"`` (adapt then combine) or ``"cta"`` (combine then adapt).
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`. It needs a row-stochastic W,
       allows time-varying W, and renormalises over the heard messages when one
-      is missing.
+      is missing. Its state is :class:`DSGDState` (ATC) or :class:`CTAState`.
     """
     if order not in ("atc", "cta"):
         raise ValueError(f"D-SGD order must be 'atc' or 'cta', found {order=!r}")
-    grad_fn = grad_fn or value_and_grad(loss_fn)
+    if order == "cta":
+        return _cta(local)
 
     def init(params: Params, key: jax.Array) -> DSGDState:
         del key
-        zeros = jax.tree.map(lambda p: p * 0, params)
-        return DSGDState(params, optimizer.init(params), zeros)
+        return DSGDState(params, local.init(params))
 
     def step(state: DSGDState, batches: Any, key: jax.Array):
-        new, opt_state, loss = local_updates(
-            grad_fn, optimizer, state.params, state.opt_state, batches, key
-        )
-        if order == "atc":
-            return DSGDState(new, opt_state, state.update), new, {"loss": loss}
-        update = jax.tree.map(lambda a, b: a - b, new, state.params)
-        return DSGDState(state.params, opt_state, update), state.params, {"loss": loss}
+        new, opt_state, loss = local.update(state.params, state.opt_state, batches, key)
+        return DSGDState(new, opt_state), new, {"loss": loss}
 
     def combine(state: DSGDState, mixed: Params) -> DSGDState:
-        if order == "atc":
-            return state._replace(params=mixed)
+        return state._replace(params=mixed)
+
+    return Algorithm(
+        name="dsgd",
+        init=init,
+        step=step,
+        combine=combine,
+        requirements=MixingRequirements(stochastic="row"),
+        missing_rule=MissingRule.RENORMALIZE,
+    )
+
+
+def _cta(local: LocalUpdate) -> Algorithm:
+    """Combine-then-adapt D-SGD (see :func:`dsgd`)."""
+
+    def init(params: Params, key: jax.Array) -> CTAState:
+        del key
+        zeros = jax.tree.map(lambda p: p * 0, params)
+        return CTAState(params, local.init(params), zeros)
+
+    def step(state: CTAState, batches: Any, key: jax.Array):
+        new, opt_state, loss = local.update(state.params, state.opt_state, batches, key)
+        update = jax.tree.map(lambda a, b: a - b, new, state.params)
+        return CTAState(state.params, opt_state, update), state.params, {"loss": loss}
+
+    def combine(state: CTAState, mixed: Params) -> CTAState:
         return state._replace(params=jax.tree.map(lambda m, u: m + u, mixed, state.update))
 
     return Algorithm(
         name="dsgd",
         init=init,
         step=step,
-        decode=lambda wire: wire,
         combine=combine,
-        params=lambda state: state.params,
         requirements=MixingRequirements(stochastic="row"),
         missing_rule=MissingRule.RENORMALIZE,
     )

@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate
 from dfl.compression.base import Compressor
 from dfl.compression.error_feedback import ErrorFeedbackState, error_feedback
 from dfl.compression.identity import identity
@@ -64,22 +64,15 @@ class DSGDEFState(NamedTuple):
 
 
 def dsgd_ef(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    compressor: Compressor | None = None,
-    gamma: float = 1.0,
-    grad_fn: GradFn | None = None,
+    local: LocalUpdate, *, compressor: Compressor | None = None, gamma: float = 1.0
 ) -> Algorithm:
     """D-SGD whose gossiped models are compressed with error feedback (DeepSqueeze).
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer (its state stays on the node).
+      local: the local training (:func:`~dfl.algorithms.local.local_update`).
       compressor: the compressor C of the broadcast models; ``None`` is the
         identity (then this is D-SGD with the lazy matrix (1 − γ)I + γW).
       gamma: γ in (0, 1], the consensus step.
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm` ``"dsgd_ef"``: its wire is the
@@ -89,17 +82,14 @@ def dsgd_ef(
     """
     if not 0 < gamma <= 1:
         raise ValueError(f"dsgd_ef needs 0 < gamma <= 1, found {gamma=}")
-    grad_fn = grad_fn or value_and_grad(loss_fn)
     ef = error_feedback(identity() if compressor is None else compressor)
 
     def init(params: Params, key: jax.Array) -> DSGDEFState:
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return DSGDEFState(params, optimizer.init(params), ef.init(params, key), zeros)
+        return DSGDEFState(params, local.init(params), ef.init(params, key), zeros)
 
     def step(state: DSGDEFState, batches: Any, key: jax.Array):
-        new, opt_state, loss = local_updates(
-            grad_fn, optimizer, state.params, state.opt_state, batches, key
-        )
+        new, opt_state, loss = local.update(state.params, state.opt_state, batches, key)
         wire, comp_state = ef.compress(new, state.compressor)
         state = DSGDEFState(new, opt_state, comp_state, ef.decompress(wire))
         return state, wire, {"loss": loss, "residual": optax.tree.norm(comp_state.residual)}
@@ -114,9 +104,8 @@ def dsgd_ef(
         name="dsgd_ef",
         init=init,
         step=step,
-        decode=ef.decompress,
         combine=combine,
-        params=lambda state: state.params,
+        decode=ef.decompress,
         requirements=MixingRequirements(stochastic="row"),
         missing_rule=MissingRule.RENORMALIZE,
     )

@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 
-import optax
-
-from dfl.algorithms.base import LossFn, MissingRule, MixingRequirements
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements
 from dfl.algorithms.dsgd import dsgd
-from dfl.algorithms.local import GradFn
+from dfl.algorithms.local import LocalUpdate
 
 
-def fedavg(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    grad_fn: GradFn | None = None,
-):
+def fedavg(local: LocalUpdate) -> Algorithm:
     """FedAvg: adapt-then-combine D-SGD whose W must be the exact average."""
     return dataclasses.replace(
-        dsgd(loss_fn, optimizer, order="atc", grad_fn=grad_fn),
+        dsgd(local, order="atc"),
         name="fedavg",
         requirements=MixingRequirements(stochastic="doubly", exact_average=True),
         missing_rule=MissingRule.WAIT,

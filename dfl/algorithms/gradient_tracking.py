@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import GradFn, LocalUpdate
 
 
 class GTState(NamedTuple):
@@ -98,26 +98,20 @@ def mean_gradient(
     return jnp.mean(losses), jax.tree.map(lambda t: t / num, total)
 
 
-def gradient_tracking(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    grad_fn: GradFn | None = None,
-) -> Algorithm:
+def gradient_tracking(local: LocalUpdate) -> Algorithm:
     """Gradient tracking (DIGing / GT-DSGD) with one exchange of ``(x, y)`` per round.
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: applied to the tracked direction ``y``; ``optax.sgd(η)`` gives
-        DIGing (only SGD-type optimizers keep the exact consensus).
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
+      local: the local training: its gradient ``local.grad`` gives ``g_i`` and
+        its optimizer is applied to the tracked direction ``y``; ``optax.sgd(η)``
+        gives DIGing (only SGD-type optimizers keep the exact consensus).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`: doubly stochastic W,
       time-varying allowed; a missing message is waited for (dropping or
       reusing one breaks ``Σ_i y_i = Σ_i g_i``).
     """
-    grad_fn = grad_fn or value_and_grad(loss_fn)
+    optimizer = local.optimizer
 
     def init(params: Params, key: jax.Array) -> GTState:
         del key
@@ -125,7 +119,7 @@ def gradient_tracking(
         return GTState(params, optimizer.init(params), zeros, zeros)
 
     def step(state: GTState, batches: Any, key: jax.Array):
-        loss, grads = mean_gradient(grad_fn, state.params, batches, key)
+        loss, grads = mean_gradient(local.grad, state.params, batches, key)
         tracker = jax.tree.map(lambda y, g, h: y + (g - h), state.tracker, grads, state.prev_grad)
         state = state._replace(tracker=tracker, prev_grad=grads)
         return state, GTMessage(state.params, tracker), {"loss": loss}
@@ -139,9 +133,7 @@ def gradient_tracking(
         name="gradient_tracking",
         init=init,
         step=step,
-        decode=lambda wire: wire,
         combine=combine,
-        params=lambda state: state.params,
         requirements=MixingRequirements(stochastic="doubly"),
         missing_rule=MissingRule.WAIT,
     )

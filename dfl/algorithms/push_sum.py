@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, local_updates, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate
 
 
 class PushSumState(NamedTuple):
@@ -73,33 +73,25 @@ def debias(params: Params, weight: jax.Array) -> Params:
     return jax.tree.map(lambda x: (x / weight).astype(x.dtype), params)
 
 
-def push_sum(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    *,
-    grad_fn: GradFn | None = None,
-) -> Algorithm:
+def push_sum(local: LocalUpdate) -> Algorithm:
     """Stochastic Gradient Push with any optax local optimizer.
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer, run from the de-biased ``z_i`` (its state
-        stays on the node).
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
+      local: the local training, run from the de-biased ``z_i`` (the optimizer
+        state stays on the node).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`: column-stochastic W (directed
       graphs), time-varying allowed; a missing message is waited for.
     """
-    grad_fn = grad_fn or value_and_grad(loss_fn)
 
     def init(params: Params, key: jax.Array) -> PushSumState:
         del key
-        return PushSumState(params, jnp.ones((), jnp.float32), optimizer.init(params))
+        return PushSumState(params, jnp.ones((), jnp.float32), local.init(params))
 
     def step(state: PushSumState, batches: Any, key: jax.Array):
         z = debias(state.params, state.weight)
-        new, opt_state, loss = local_updates(grad_fn, optimizer, z, state.opt_state, batches, key)
+        new, opt_state, loss = local.update(z, state.opt_state, batches, key)
         half = jax.tree.map(lambda x, n, z: x + (n - z), state.params, new, z)
         state = PushSumState(half, state.weight, opt_state)
         return state, PushSumMessage(half, state.weight), {"loss": loss}
@@ -111,7 +103,6 @@ def push_sum(
         name="push_sum",
         init=init,
         step=step,
-        decode=lambda wire: wire,
         combine=combine,
         params=lambda state: debias(state.params, state.weight),
         requirements=MixingRequirements(stochastic="column"),

@@ -41,14 +41,14 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from dfl.algorithms.base import Algorithm, LossFn, MissingRule, MixingRequirements, Params
-from dfl.algorithms.local import GradFn, value_and_grad
+from dfl.algorithms.base import Algorithm, MissingRule, MixingRequirements, Params
+from dfl.algorithms.local import LocalUpdate, with_optimizer
 
 
 class QGMState(NamedTuple):
@@ -69,26 +69,34 @@ class QGMState(NamedTuple):
     prev_params: Params
 
 
+def add_momentum(buf: Params, momentum: float, nesterov: bool) -> optax.GradientTransformation:
+    """The stateless transform ``u ↦ u + β v̂`` (Nesterov: ``(1 + β) u + β² v̂``)."""
+
+    def shift(updates: Params, params: Params | None = None) -> Params:
+        del params
+        if nesterov:  # g + β(β m̂ + g) in update units
+            return jax.tree.map(lambda u, v: (1 + momentum) * u + momentum**2 * v, updates, buf)
+        return jax.tree.map(lambda u, v: u + momentum * v, updates, buf)
+
+    return optax.stateless(shift)
+
+
 def qgm(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
+    local: LocalUpdate,
     *,
     momentum: float = 0.9,
     mu: float | None = None,
     nesterov: bool = False,
-    grad_fn: GradFn | None = None,
 ) -> Algorithm:
     """QG-DSGDm: D-SGD with a quasi-global momentum buffer (adapt then combine).
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
-      optimizer: the local optimizer giving the update ``u = opt(g)``; use one
-        without momentum of its own (e.g. ``optax.sgd(η)``).
+      local: the local training giving the update ``u = opt(g)``; use an
+        optimizer without momentum of its own (e.g. ``optax.sgd(η)``).
       momentum: ``β`` in ``[0, 1)``, the weight of the buffer in each step.
       mu: ``μ`` in ``[0, 1)``, the decay of the buffer's running average of the
         model differences; ``None`` uses ``β`` (the paper's choice).
       nesterov: use the Nesterov direction.
-      grad_fn: replaces ``jax.value_and_grad(loss_fn)`` (e.g. DP-SGD clipping).
 
     Returns:
       The :class:`~dfl.algorithms.base.Algorithm`: row-stochastic W, time-varying
@@ -98,12 +106,11 @@ def qgm(
     mu = momentum if mu is None else mu
     if not 0 <= momentum < 1 or not 0 <= mu < 1:
         raise ValueError(f"qgm needs 0 <= momentum, mu < 1, found {momentum=}, {mu=}")
-    grad_fn = grad_fn or value_and_grad(loss_fn)
 
     def init(params: Params, key: jax.Array) -> QGMState:
         del key
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return QGMState(params, optimizer.init(params), zeros, params)
+        return QGMState(params, local.init(params), zeros, params)
 
     def step(state: QGMState, batches: Any, key: jax.Array):
         num_steps = jax.tree.leaves(batches)[0].shape[0]
@@ -113,25 +120,13 @@ def qgm(
             state.params,
             state.prev_params,
         )
-
-        def one_step(carry, inputs):
-            params, opt_state = carry
-            batch, k = inputs
-            loss, grads = grad_fn(params, batch, jax.random.fold_in(key, k))
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            if nesterov:  # g + β(β m̂ + g) in update units
-                step_ = jax.tree.map(
-                    lambda u, v: (1 + momentum) * u + momentum**2 * v, updates, buf
-                )
-            else:
-                step_ = jax.tree.map(lambda u, v: u + momentum * v, updates, buf)
-            return (optax.apply_updates(params, step_), opt_state), loss
-
-        (new, opt_state), losses = jax.lax.scan(
-            one_step, (state.params, state.opt_state), (batches, jnp.arange(num_steps))
+        shifted = with_optimizer(
+            local, optax.chain(local.optimizer, add_momentum(buf, momentum, nesterov))
         )
-        state = QGMState(new, opt_state, buf, state.params)
-        return state, new, {"loss": jnp.mean(losses)}
+        chained = (state.opt_state, optax.EmptyState())
+        new, chained, loss = shifted.update(state.params, chained, batches, key)
+        opt_state, _ = cast(tuple[Any, optax.EmptyState], chained)
+        return QGMState(new, opt_state, buf, state.params), new, {"loss": loss}
 
     def combine(state: QGMState, mixed: Params) -> QGMState:
         return state._replace(params=mixed)
@@ -140,9 +135,7 @@ def qgm(
         name="qgm",
         init=init,
         step=step,
-        decode=lambda wire: wire,
         combine=combine,
-        params=lambda state: state.params,
         requirements=MixingRequirements(stochastic="row"),
         missing_rule=MissingRule.RENORMALIZE,
     )

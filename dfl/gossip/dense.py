@@ -11,6 +11,25 @@ from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dt
 from dfl.topology.schedule import MixingSchedule
 
 
+def renormalize(W: jax.Array, delivered: jax.Array) -> jax.Array:
+    """``W`` under the ``RENORMALIZE`` rule for the delivery mask ``delivered``.
+
+    .. math::  W'_{ij} = W_{ij} d_{ij} \\ (j ≠ i), \\qquad
+               W'_{ii} = W_{ii} + \\sum_{j ≠ i} W_{ij} (1 − d_{ij})
+
+    Each undelivered message's weight moves to the receiver's own message, so row
+    sums are kept. Pure and jittable.
+
+    Args:
+      W: ``[N, N]`` weights.
+      delivered: bool ``[N, N]``, ``delivered[i, j]``: ``j``'s message reached ``i``
+        (the diagonal is ignored: a node always has its own message).
+    """
+    keep = jnp.asarray(delivered, bool) | jnp.eye(W.shape[-1], dtype=bool)
+    kept = jnp.where(keep, W, jnp.zeros_like(W))
+    return kept + jnp.diag(jnp.sum(W - kept, axis=-1))
+
+
 class DenseMixer:
     """Mixes with the full ``[N, N]`` matrix: always correct, cost ``N² · P``.
 
@@ -43,9 +62,15 @@ class DenseMixer:
         """The round's weights as data: ``{"W": [N, N]}``."""
         return self._data(round)
 
-    def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
-        """``Σ_j W_ij tree_j`` for every node ``i`` and every leaf (pure, jittable)."""
-        W = data["W"]
+    def apply(
+        self, tree: Any, data: dict[str, jax.Array], *, delivered: jax.Array | None = None
+    ) -> Any:
+        """``Σ_j W_ij tree_j`` for every node ``i`` and every leaf (pure, jittable).
+
+        ``delivered`` (bool ``[N, N]``) drops the messages that did not arrive and
+        renormalises (:func:`renormalize`); ``None``: every message arrived.
+        """
+        W = data["W"] if delivered is None else renormalize(data["W"], delivered)
 
         def mix(x: jax.Array) -> jax.Array:
             return jnp.tensordot(

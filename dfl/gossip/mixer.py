@@ -1,4 +1,44 @@
-"""The :class:`Mixer` protocol and :func:`make_mixer`, which picks the fastest exact form."""
+"""The exchange protocol both modes implement, the :class:`Mixer`, and :func:`make_mixer`.
+
+**The exchange.** One call per round, the same in both modes::
+
+    mixed = exchange.apply(message, round, delivered=None)
+
+* simulation: a :class:`Mixer`; ``message`` has the leading node axis ``N``,
+  ``round`` is the round's weight data ``mixer.data(t)`` (arrays of fixed shapes,
+  so the jitted round never recompiles) and ``mixed[i] = Σ_j W_ij message[j]``;
+* deployment: :class:`dfl.node.exchange.NodeExchange`; ``message`` is the node's
+  own, ``round`` the round number ``t``; it sends, receives, plans and mixes,
+  ``mixed = Σ_j W_ij message_j`` over the node's in-neighbours and itself.
+
+``delivered`` is the round's delivery mask, which in-neighbour messages arrived:
+a bool ``[N, N]`` array inside the jitted round in the simulation
+(``delivered[i, j]``: ``j``'s message reached ``i``; the diagonal is ignored), the
+in-neighbours to use (a set of node ids) in deployment, on top of what the
+transport delivered by the deadline. ``None`` means every message arrived
+(simulation) or whatever the transport delivered (deployment). A missing message
+is treated by the algorithm's missing-message rule: ``RENORMALIZE`` moves its
+weight to the node's own message (:func:`dfl.gossip.dense.renormalize`); under
+``WAIT`` nothing may be missing (the node waits; a mask that drops one is an error).
+The dense mixer (``make_round``'s ``delivered`` argument) and the node exchange
+take masks today; the round refuses one with the other forms (their per-edge layouts
+would carry it as a per-edge mask the same way).
+
+**The gathered form** (for robust aggregation, which must see each message; not
+built yet) has the signature::
+
+    gathered = exchange.gather(message, round, delivered=None)
+
+returning a ``Gathered(own, messages, sender, receiver, weight, delivered)``:
+``own`` the nodes' own messages (``[N, ...]``; one node's in deployment),
+``messages`` every in-neighbour message with a leading *edge* axis ``[E, ...]``
+(``E`` arcs of the round, sorted by ``receiver``, padded to the period's largest
+``E``: ``O(E·P)`` memory, never padded to the largest in-degree), ``sender`` and
+``receiver`` ``int32 [E]``, ``weight = W[receiver, sender]`` ``[E]`` and
+``delivered`` ``bool [E]``. A combine rule reduces it per receiver with segment
+operations (``jax.ops.segment_sum`` and friends); at a node ``receiver`` is all ``i``
+and ``E`` its in-degree.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +54,16 @@ from dfl.gossip.structure import circulant_coefficients, off_diagonal_in_degree,
 from dfl.topology.schedule import MixingSchedule
 
 
+class Exchange(Protocol):
+    """The exchange of one round: ``apply(message, round) -> mixed`` (see the module doc)."""
+
+    def apply(self, message: Any, round: Any, /) -> Any:
+        """``Σ_j W_ij message_j`` for each node ``i``, as the round's weights say."""
+        ...
+
+
 class Mixer(Protocol):
-    """Applies a round's mixing matrix over the leading node axis of a pytree.
+    """The simulation's exchange: applies a round's W over the leading node axis.
 
     ``data(round)`` returns the round's weights as a pytree of arrays whose shapes
     and dtypes never change between rounds (so a jitted round never recompiles);

@@ -2,15 +2,23 @@
 
 * :class:`NodeRunner` runs one node's rounds over a :class:`~dfl.transport.Transport`.
 * :func:`run_loopback` runs a whole deployment in one process (tests, debugging).
-* :func:`plan_mix` applies the algorithm's missing-message rule.
+* :class:`NodeExchange` is a node's exchange (send, receive, plan, mix);
+  :func:`plan_mix` applies the algorithm's missing-message rule.
 * ``python -m dfl.node +experiment=NAME node.id=I transport=tcp`` runs one node;
   ``python -m dfl.launch`` starts all of them.
 """
 
 from dfl.node.collect import combine_files, combine_round, make_scorer, node_dir
 from dfl.node.deploy import DeployResult, run_in_process, run_loopback
-from dfl.node.exchange import MixPlan, plan_mix
-from dfl.node.program import NodeProgram, build_program, in_neighbours, mix, out_neighbours
+from dfl.node.exchange import (
+    MixPlan,
+    NodeExchange,
+    in_neighbours,
+    mix,
+    out_neighbours,
+    plan_mix,
+)
+from dfl.node.program import NodeProgram, build_program
 from dfl.node.runner import (
     Counters,
     NodeCrashError,
@@ -27,6 +35,7 @@ __all__ = [
     "DeployResult",
     "MixPlan",
     "NodeCrashError",
+    "NodeExchange",
     "NodeProgram",
     "NodeResult",
     "NodeRunner",

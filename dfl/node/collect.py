@@ -30,7 +30,6 @@ SUMMED = (
     "messages_missing",
     "messages_rejected",
     "messages_late",
-    "messages_reused",
     "rounds_skipped",
     "dp_dropped_examples",
 )

@@ -169,6 +169,9 @@ class _Deployment:
         if t.name == "loopback":
             self.network = LoopbackNetwork(n, run_id=run_id(cfg), faults=t.faults, **self.limits)
             self.injector = self.network.injector
+            # Every node of the run exists from the start: register all endpoints before
+            # any thread sends, or a node that starts first loses frames to a slower one.
+            self._first_endpoints = {i: self.network.endpoint(i) for i in range(n)}
         elif t.name == "tcp":
             if t.addresses or t.base_port > 0:
                 self.addresses = addresses_from(
@@ -183,7 +186,8 @@ class _Deployment:
 
     def endpoint(self, node: int) -> Any:
         if self.kind == "loopback":
-            return self.network.endpoint(node)
+            first = self._first_endpoints.pop(node, None)
+            return first if first is not None else self.network.endpoint(node)
         t = self.cfg.transport
         return TcpTransport(
             node,

@@ -1,29 +1,49 @@
-"""Combining a round's received messages under an algorithm's missing-message rule.
+"""A deployed node's exchange: send, receive, plan and mix in one call.
 
-``mixed = Σ_j W_ij · message_j`` over node ``i``'s in-neighbours and itself (the
-exchange contract of :mod:`dfl.algorithms.base`). When in-neighbour ``j``'s
-message is missing or was rejected at the deadline:
+:class:`NodeExchange` is the node-side implementation of the exchange protocol
+of :mod:`dfl.gossip.mixer`, so a node's round reads like the simulation's::
+
+    state, wire, info = step(state, batches, key)
+    mixed = exchange.apply(wire, t)          # Σ_j W_ij decode(wire_j), i and its in-neighbours
+    state = combine(state, mixed)
+
+It takes the node's *wire* (what it sends; receivers decode) and returns
+``mixed = Σ_j W_ij · message_j`` over node ``i``'s in-neighbours and itself. When
+in-neighbour ``j``'s message is missing at the deadline, was rejected, or is left
+out by the delivery mask, the algorithm's missing-message rule applies:
 
 * ``RENORMALIZE``: its weight ``W_ij`` is added to the node's own weight (the
-  row still sums to what it summed to);
-* ``REUSE_LAST``: the last message received from ``j`` stands in for it (if
-  none was ever received, the weight goes to the node itself, as above);
-* ``WAIT``: the caller keeps waiting up to its hard timeout and fails loudly;
-  :func:`plan_mix` refuses a missing message under ``WAIT``.
+  row still sums to what it summed to), as :func:`dfl.gossip.dense.renormalize`
+  does in the simulation;
+* ``WAIT``: the node keeps waiting up to ``node.wait_timeout_s`` and then fails
+  loudly; :func:`plan_mix` refuses a missing message under ``WAIT``.
 
-Every slot keeps its position (missing ones get weight 0 and the node's own
-message as a placeholder), so the jitted mix sees the same shapes every round.
+Every slot of the mix keeps its position (missing ones get weight 0 and the node's
+own message as a placeholder), so the jitted mix sees the same shapes every round.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dfl.algorithms.base import MissingRule
+from dfl.topology.schedule import MixingSchedule
+from dfl.transport.base import Transport
+from dfl.transport.inbox import Received
+from dfl.transport.wire import Kind, WireSpec, encode_payload
+
+log = logging.getLogger("dfl.node")
+
+BYE_HISTORY = 8
+"""Rounds back whose out-neighbours get the end-of-run notice (time-varying graphs)."""
 
 
 @dataclasses.dataclass
@@ -35,33 +55,26 @@ class MixPlan:
       weights: float32 weight per slot.
       messages: message per slot.
       missing: in-neighbours whose message of this round was not used.
-      reused: in-neighbours whose last message stood in (``REUSE_LAST``).
     """
 
     sources: list[int]
     weights: np.ndarray
     messages: list[Any]
     missing: list[int]
-    reused: list[int]
 
 
 def plan_mix(
-    node: int,
-    row: np.ndarray,
-    own: Any,
-    received: Mapping[int, Any],
-    rule: MissingRule,
-    last: Mapping[int, Any] | None = None,
+    node: int, row: np.ndarray, own: Any, received: Mapping[int, Any], rule: MissingRule
 ) -> MixPlan:
-    """The mix of ``node`` for one round.
+    """The mix of ``node`` for one round under ``rule``.
 
     Args:
       node: this node's id.
       row: ``W[node, :]`` (float64).
       own: this node's own decoded message.
-      received: in-neighbour → decoded message, for those that arrived valid.
+      received: in-neighbour → decoded message, for those delivered (valid, in time,
+        and in the delivery mask).
       rule: the algorithm's missing-message rule.
-      last: in-neighbour → its last received message (``REUSE_LAST``).
 
     Returns:
       The :class:`MixPlan`.
@@ -73,7 +86,7 @@ def plan_mix(
     sources = sorted({node, *np.flatnonzero(row).tolist()})
     weights = {j: float(row[j]) for j in sources}
     messages: dict[int, Any] = {}
-    missing, reused = [], []
+    missing = []
     for j in sources:
         if j == node:
             messages[j] = own
@@ -86,17 +99,235 @@ def plan_mix(
                     f"node {node}: the message of node {j} is missing and the algorithm's "
                     "missing-message rule is WAIT"
                 )
-            if rule == MissingRule.REUSE_LAST and last is not None and j in last:
-                messages[j] = last[j]
-                reused.append(j)
-            else:
-                weights[node] += weights[j]
-                weights[j] = 0.0
-                messages[j] = own
+            weights[node] += weights[j]
+            weights[j] = 0.0
+            messages[j] = own
     return MixPlan(
         sources=sources,
         weights=np.asarray([weights[j] for j in sources], dtype=np.float32),
         messages=[messages[j] for j in sources],
         missing=missing,
-        reused=reused,
     )
+
+
+def mix(weights: jax.Array, messages: Sequence[Any]) -> Any:
+    """``Σ_k weights[k] · messages[k]`` for every leaf, as the simulation's dense mixer.
+
+    Computed in (at least) float32 with ``Precision.HIGHEST`` and cast back to
+    each leaf's dtype, like :class:`dfl.gossip.DenseMixer`.
+    """
+
+    def leaf(*xs: jax.Array) -> jax.Array:
+        dtype = xs[0].dtype
+        stacked = jnp.stack([x.astype(jnp.promote_types(dtype, jnp.float32)) for x in xs])
+        out = jnp.tensordot(weights, stacked, axes=(0, 0), precision=jax.lax.Precision.HIGHEST)
+        return out.astype(dtype)
+
+    return jax.tree.map(leaf, *messages)
+
+
+def out_neighbours(W: np.ndarray, node: int) -> list[int]:
+    """Nodes that mix ``node``'s message: ``W[j, node] != 0``, ``j != node``."""
+    return [j for j in np.flatnonzero(W[:, node]).tolist() if j != node]
+
+
+def in_neighbours(W: np.ndarray, node: int) -> list[int]:
+    """Nodes whose message ``node`` mixes: ``W[node, j] != 0``, ``j != node``."""
+    return [j for j in np.flatnonzero(W[node]).tolist() if j != node]
+
+
+@dataclasses.dataclass
+class ExchangeCounts:
+    """What a node's exchanges sent and received (cumulative).
+
+    Attributes:
+      bytes_sent: bytes of its wire messages on the wire (headers included).
+      messages_sent: wire messages sent (one per out-neighbour and round).
+      messages_received: valid wire messages used.
+      messages_missing: in-neighbour messages not used (absent at the deadline,
+        rejected, or left out by the delivery mask).
+      messages_rejected: frames or messages rejected by validation.
+      messages_late: valid messages that arrived after their round was closed.
+    """
+
+    bytes_sent: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    messages_missing: int = 0
+    messages_rejected: int = 0
+    messages_late: int = 0
+
+
+class NodeExchange:
+    """One node's exchange over a transport: ``apply(wire, round) -> mixed``.
+
+    Args:
+      node: this node's id.
+      schedule: the run's mixing schedule (``weights(round)``).
+      spec: the layout of the algorithm's wire pytree.
+      decode: the algorithm's (jitted) ``decode``.
+      transport: this node's transport (``expect`` already called).
+      rule: the algorithm's missing-message rule.
+      algorithm: the algorithm's name (for errors).
+      deadline_s, first_deadline_s, wait_timeout_s: ``node.*`` of the config.
+      chunk_bytes: ``transport.chunk_bytes``.
+      counts: the counters to add to (the node's, restored from a checkpoint).
+    """
+
+    def __init__(
+        self,
+        *,
+        node: int,
+        schedule: MixingSchedule,
+        spec: WireSpec,
+        decode: Callable[[Any], Any],
+        transport: Transport,
+        rule: MissingRule,
+        algorithm: str,
+        deadline_s: float,
+        first_deadline_s: float,
+        wait_timeout_s: float,
+        chunk_bytes: int,
+        counts: ExchangeCounts,
+    ):
+        self.node = node
+        self.schedule = schedule
+        self.spec = spec
+        self.decode = decode
+        self.transport = transport
+        self.rule = rule
+        self.algorithm = algorithm
+        self.deadline_s = deadline_s
+        self.first_deadline_s = first_deadline_s
+        self.wait_timeout_s = wait_timeout_s
+        self.chunk_bytes = chunk_bytes
+        self.counts = counts
+        self.mix = jax.jit(mix)
+        self.first = True  # the first exchange of this process waits first_deadline_s
+        self.dependents: list[int] = []
+        self.received: Received | None = None
+
+    def apply(self, wire: Any, round: int, *, delivered: Collection[int] | None = None) -> Any:
+        """Sends ``wire``, receives the in-neighbours' of ``round`` and mixes them.
+
+        Args:
+          wire: this node's wire message of ``round``.
+          round: the round.
+          delivered: the delivery mask: the in-neighbours whose message may be
+            used (e.g. a replayed network schedule's); a message outside it counts
+            as missing even if it arrived. ``None``: what the transport delivered.
+
+        Returns:
+          ``Σ_j W_ij decode(wire_j)`` under the algorithm's missing-message rule.
+
+        Raises:
+          ValueError: a mask that leaves out an in-neighbour under ``WAIT``.
+          RuntimeError: under ``WAIT`` when a message never arrives.
+        """
+        W = np.asarray(self.schedule.weights(round))
+        ins, outs = in_neighbours(W, self.node), out_neighbours(W, self.node)
+        dropped = sorted(set(ins) - set(delivered)) if delivered is not None else []
+        if dropped and self.rule == MissingRule.WAIT:
+            raise ValueError(
+                f"node {self.node}: round {round}: the delivery mask drops {dropped}, "
+                f"but {self.algorithm!r} must WAIT for every message"
+            )
+        own = self.decode(wire)
+        payload = encode_payload(self.spec, wire, chunk_bytes=self.chunk_bytes)
+        for j in outs:
+            self.counts.bytes_sent += self.transport.send(j, round, Kind.WIRE, payload)
+            self.counts.messages_sent += 1
+        got = self._receive(round, ins, outs)
+        self.first, self.dependents, self.received = False, outs, got
+        received = {
+            j: self.decode(self.spec.unflatten(leaves))
+            for j, leaves in got.messages.items()
+            if delivered is None or j in delivered
+        }
+        plan = plan_mix(self.node, W[self.node], own, received, self.rule)
+        self._count(got, received, plan)
+        if plan.missing:
+            reasons = {
+                p: "left out by the delivery mask"
+                if p in got.messages
+                else got.rejected.get(p, "no valid message by the deadline")
+                for p in plan.missing
+            }
+            log.info("node %d round %d: missing %s (%s)", self.node, round, plan.missing, reasons)
+        return self.mix(jnp.asarray(plan.weights), plan.messages)
+
+    def _count(self, got: Received, received: Mapping[int, Any], plan: MixPlan) -> None:
+        late = sum(r.late for r in got.rejections)
+        self.counts.messages_received += len(received)
+        self.counts.messages_missing += len(plan.missing)
+        self.counts.messages_late += late
+        self.counts.messages_rejected += len(got.rejections) - late
+
+    def _receive(self, t: int, peers: list[int], dependents: list[int]) -> Received:
+        """Waits for the in-neighbours' messages of round ``t``.
+
+        A node still waiting after half its deadline tells ``dependents`` (who
+        wait for its next message) with a ``WAITING`` notice every half deadline,
+        and gives a neighbour that does the same a deadline from its latest
+        notice: a lost message delays only the nodes that wait for it, instead
+        of each neighbour timing out on the delayed node in turn. A crashed node
+        sends no notice, so its neighbours stop waiting at their deadline. The
+        wait never exceeds ``node.wait_timeout_s``.
+        """
+        wait = self.first_deadline_s if self.first else self.deadline_s
+        now = time.monotonic()
+        hard = now + max(wait, self.wait_timeout_s)
+        deadline = hard if self.rule == MissingRule.WAIT else now + wait
+        # Neighbours give a notice node.deadline_s of patience (extend), also while
+        # this node waits out a longer first-round deadline: notice at their pace.
+        notice_every = min(wait, self.deadline_s) / 2
+        notice_at = now + notice_every
+        notice = encode_payload(WireSpec.empty(), ())
+        rejections = []  # every receive hands over the rejections since the last one
+        while True:
+            got = self.transport.receive(
+                t,
+                peers,
+                deadline,
+                kind=Kind.WIRE,
+                until=min(notice_at, hard),
+                extend=wait,
+                dependents=dependents,
+            )
+            rejections += got.rejections
+            if got.done or time.monotonic() >= hard:
+                got = dataclasses.replace(got, rejections=rejections)
+                break
+            for j in dependents:
+                self.transport.send(j, t, Kind.WAITING, notice)
+            notice_at += notice_every
+        if self.rule == MissingRule.WAIT and got.missing:
+            reasons = {p: got.rejected.get(p, "not received") for p in got.missing}
+            raise RuntimeError(
+                f"node {self.node}: round {t}: no valid message from {reasons} within "
+                f"node.wait_timeout_s={self.wait_timeout_s}s and the algorithm "
+                f"{self.algorithm!r} must WAIT for every message"
+            )
+        return got
+
+    def dependents_ahead(self) -> int | None:
+        """The highest round of a neighbour that mixes this node's messages.
+
+        Such a neighbour cannot be past this node's next round unless it stopped
+        waiting for this node, which is then behind and rejoins at that round.
+        """
+        if self.received is None:
+            return None
+        rounds = self.received.peer_rounds
+        return max((rounds[j] for j in self.dependents if j in rounds), default=None)
+
+    def goodbye(self, last_round: int) -> None:
+        """Tells recent out-neighbours that this node sends nothing after ``last_round``."""
+        if last_round < 0:
+            return
+        peers: set[int] = set()
+        for r in range(max(0, last_round - BYE_HISTORY + 1), last_round + 1):
+            peers.update(out_neighbours(np.asarray(self.schedule.weights(r)), self.node))
+        bye = encode_payload(WireSpec.empty(), ())
+        for j in sorted(peers):
+            self.transport.send(j, last_round, Kind.BYE, bye)

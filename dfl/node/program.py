@@ -1,15 +1,17 @@
 """The jitted per-node functions of one experiment, without the node axis.
 
 A :class:`NodeProgram` is built once per experiment; in-process (loopback)
-nodes share it, so every function compiles once.
+nodes share it, so every function compiles once. :meth:`NodeProgram.compile`
+compiles the round's phases ahead of time from their shapes (nothing runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,24 +25,19 @@ from dfl.experiment import (
     init_node_state,
     make_node_sampler,
 )
+from dfl.node.exchange import in_neighbours
 from dfl.topology.schedule import MixingSchedule
 from dfl.transport.wire import WireSpec
 
 
-def mix(weights: jax.Array, messages: Sequence[Any]) -> Any:
-    """``Σ_k weights[k] · messages[k]`` for every leaf, as the simulation's dense mixer.
+class Phases(NamedTuple):
+    """The algorithm's per-round phases compiled ahead of time for one node's shapes."""
 
-    Computed in (at least) float32 with ``Precision.HIGHEST`` and cast back to
-    each leaf's dtype, like :class:`dfl.gossip.DenseMixer`.
-    """
+    step: Callable[..., Any]
+    combine: Callable[[Any, Any], Any]
 
-    def leaf(*xs: jax.Array) -> jax.Array:
-        dtype = xs[0].dtype
-        stacked = jnp.stack([x.astype(jnp.promote_types(dtype, jnp.float32)) for x in xs])
-        out = jnp.tensordot(weights, stacked, axes=(0, 0), precision=jax.lax.Precision.HIGHEST)
-        return out.astype(dtype)
 
-    return jax.tree.map(leaf, *messages)
+_COMPILE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +52,9 @@ class NodeProgram:
         (the simulation's sampler for that node: uniform, or DP-SGD's accounted
         one; ``dropped`` counts Poisson examples cut by the batch cap).
       step, decode, combine: the algorithm's phases, jitted.
-      mix: :func:`mix`, jitted.
       params: the algorithm's evaluated parameters, jitted.
       accuracy: ``accuracy(state, x, y) -> scalar`` on the held-out set.
+      shapes: the abstract ``(state, batches, key)`` of one node's ``step``.
     """
 
     exp: Experiment
@@ -67,9 +64,30 @@ class NodeProgram:
     step: Callable[..., Any]
     decode: Callable[[Any], Any]
     combine: Callable[[Any, Any], Any]
-    mix: Callable[[jax.Array, Sequence[Any]], Any]
     params: Callable[[Any], Any]
     accuracy: Callable[[Any, jax.Array, jax.Array], jax.Array]
+    shapes: tuple[Any, Any, Any]
+    _compiled: dict[str, Phases] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def compile(self) -> Phases:
+        """``step`` and ``combine`` compiled ahead of time (once per program; thread-safe).
+
+        Lowered from the abstract shapes of one node's state, batches and key, so
+        nothing runs; every node of an experiment has the same shapes, so
+        in-process nodes share the result (the first one compiles, the others wait).
+        """
+        with _COMPILE_LOCK:
+            if "phases" not in self._compiled:
+                state, batches, key = self.shapes
+                after, wire, _ = jax.eval_shape(self.step, state, batches, key)
+                message = jax.eval_shape(self.decode, wire)
+                self._compiled["phases"] = Phases(
+                    step=self.step.lower(state, batches, key).compile(),
+                    combine=self.combine.lower(after, message).compile(),
+                )
+            return self._compiled["phases"]
 
     def batch_key(self, round_: int, node: int) -> jax.Array:
         """The batch key of ``node`` at ``round_`` (as the simulation's)."""
@@ -110,20 +128,10 @@ def build_program(exp: Experiment) -> NodeProgram:
         step=jax.jit(algorithm.step),
         decode=jax.jit(algorithm.decode),
         combine=jax.jit(algorithm.combine),
-        mix=jax.jit(mix),
         params=jax.jit(algorithm.params),
         accuracy=jax.jit(accuracy),
+        shapes=(state0, batches0, key0),
     )
-
-
-def out_neighbours(W: np.ndarray, node: int) -> list[int]:
-    """Nodes that mix ``node``'s message: ``W[j, node] != 0``, ``j != node``."""
-    return [j for j in np.flatnonzero(W[:, node]).tolist() if j != node]
-
-
-def in_neighbours(W: np.ndarray, node: int) -> list[int]:
-    """Nodes whose message ``node`` mixes: ``W[node, j] != 0``, ``j != node``."""
-    return [j for j in np.flatnonzero(W[node]).tolist() if j != node]
 
 
 def senders_of(schedule: MixingSchedule, node: int) -> Callable[[int], frozenset[int]]:

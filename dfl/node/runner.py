@@ -1,13 +1,16 @@
 """The node runner: one node's rounds over a real transport.
 
-Round ``t`` at node ``i`` (the same keys and data as the simulation)::
+Round ``t`` at node ``i`` (the same keys and data as the simulation), step →
+exchange → combine as in :mod:`dfl.sim.round`::
 
     batches = sample(fold_in(stream(BATCH, t), i), x_i, y_i, count_i)
     state, wire, info = step(state, batches, fold_in(stream(ALGORITHM, t), i))
-    send wire to every out-neighbour j (W[j, i] > 0)
-    receive the in-neighbours' wires of round t until the deadline, validate, decode
-    mixed = Σ_j W_ij decode(wire_j)         (missing-message rule where one is absent)
+    mixed = exchange.apply(wire, t)   # send to out-neighbours, receive by the deadline,
+                                      # validate, decode, Σ_j W_ij message_j (missing rule)
     state = combine(state, mixed)
+
+The node's clock (``wall_time``) starts before it compiles ``step`` and ``combine``
+ahead of time (``compile_time``, part of ``wall_time``), as the simulation's does.
 
 At evaluation rounds it writes the simulation's metrics record keys for itself
 (``metrics.jsonl``; ``consensus_distance`` is ``None``: only the launcher sees
@@ -36,23 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dfl import data as dfl_data
-from dfl.algorithms.base import MissingRule
 from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter
-from dfl.node.exchange import plan_mix
-from dfl.node.program import NodeProgram, in_neighbours, out_neighbours, senders_of
+from dfl.node.exchange import ExchangeCounts, NodeExchange
+from dfl.node.program import NodeProgram, senders_of
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
-from dfl.transport.wire import Kind, WireSpec, encode_payload
+from dfl.transport.wire import Kind
 
 log = logging.getLogger("dfl.node")
-
-BYE_HISTORY = 8
-"""Rounds back whose out-neighbours get the end-of-run notice (time-varying graphs)."""
 
 
 class NodeCrashError(RuntimeError):
@@ -60,34 +58,22 @@ class NodeCrashError(RuntimeError):
 
 
 @dataclasses.dataclass
-class Counters:
-    """A node's cumulative message counters (checkpointed with its state).
+class Counters(ExchangeCounts):
+    """A node's cumulative counters (checkpointed with its state).
+
+    The exchange's message counters (:class:`~dfl.node.exchange.ExchangeCounts`:
+    ``bytes_sent``, ``messages_sent``, ``messages_received``, ``messages_missing``
+    — rejected ones included —, ``messages_rejected``, ``messages_late``) and:
 
     Attributes:
-      bytes_sent: bytes of its wire messages on the wire (headers included).
       bytes_received: bytes of wire-message frames that reached it (headers
         included), counted by its transport as they arrive, for the rounds it has
         done (a frame of a later round that came early counts from that round on).
-      messages_sent: wire messages sent (one per out-neighbour and round).
-      messages_received: valid wire messages used.
-      messages_missing: in-neighbour messages absent at the deadline (rejected ones included).
-      messages_rejected: frames or messages rejected by validation (malformed,
-        corrupted, foreign, non-finite, ...).
-      messages_late: valid messages that arrived after their round was closed
-        (they were counted missing then; a straggler's or a delayed link's).
-      messages_reused: missing messages replaced by the neighbour's last one.
       rounds_skipped: rounds jumped over to rejoin the neighbours.
       dp_dropped_examples: DP-SGD only: Poisson-sampled examples cut by the batch cap.
     """
 
-    bytes_sent: int = 0
     bytes_received: int = 0
-    messages_sent: int = 0
-    messages_received: int = 0
-    messages_missing: int = 0
-    messages_rejected: int = 0
-    messages_late: int = 0
-    messages_reused: int = 0
     rounds_skipped: int = 0
     dp_dropped_examples: int = 0
 
@@ -102,7 +88,7 @@ class NodeResult:
       records: the metrics records it wrote.
       counters: its final counters.
       rounds_run: rounds it ran in this process (skipped and restored ones excluded).
-      compile_time: seconds of its warm-up (compilation).
+      compile_time: seconds compiling its round's phases ahead of the first round.
     """
 
     node: int
@@ -192,9 +178,7 @@ class NodeRunner:
         self.cancel = cancel or threading.Event()
         self.counters = Counters()
         self._received_before = 0  # bytes_received of the run up to a restored checkpoint
-        self.last: dict[int, Any] = {}
         self.records: list[dict[str, Any]] = []
-        self.dependents: list[int] = []
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
 
@@ -202,24 +186,7 @@ class NodeRunner:
 
     def _restore(self, state: Any) -> tuple[Any, int]:
         assert self.resume is not None
-        meta = self.resume.read_meta()
-        peers = [int(p) for p in meta.get("reuse_peers", [])]
-        like_extra = None
-        if peers:
-            template = self.program.decode(
-                self.program.spec.unflatten(
-                    [
-                        np.zeros(s, d)
-                        for s, d in zip(
-                            self.program.spec.shapes, self.program.spec.dtypes, strict=True
-                        )
-                    ]
-                )
-            )
-            like_extra = {str(p): template for p in peers}
-        state, extra, meta = self.resume.restore(state, like_extra=like_extra)
-        if extra:
-            self.last = {int(p): m for p, m in extra.items()}
+        state, _, meta = self.resume.restore(state)
         saved = meta.get("counters", {})
         self.counters = Counters(
             **{k: int(v) for k, v in saved.items() if k in Counters.__dataclass_fields__}
@@ -242,126 +209,39 @@ class NodeRunner:
             "round": rounds_done,
             "node": self.node,
             "counters": dataclasses.asdict(self.counters),
-            "reuse_peers": sorted(self.last),
         }
-        extra = {str(p): m for p, m in sorted(self.last.items())} or None
-        self.checkpointer.save(rounds_done, state, meta=meta, extra=extra)
+        self.checkpointer.save(rounds_done, state, meta=meta)
 
     # -- one round -----------------------------------------------------------------
 
-    def _receive(self, t: int, peers: list[int], dependents: list[int], first: bool):
-        """Waits for the in-neighbours' messages of round ``t``.
+    def _exchange(self) -> NodeExchange:
+        node_cfg, algorithm = self.cfg.node, self.exp.algorithm
+        return NodeExchange(
+            node=self.node,
+            schedule=self.exp.schedule,
+            spec=self.program.spec,
+            decode=self.program.decode,
+            transport=self.transport,
+            rule=algorithm.missing_rule,
+            algorithm=algorithm.name,
+            deadline_s=node_cfg.deadline_s,
+            first_deadline_s=node_cfg.first_deadline_s,
+            wait_timeout_s=node_cfg.wait_timeout_s,
+            chunk_bytes=self.cfg.transport.chunk_bytes,
+            counts=self.counters,
+        )
 
-        A node still waiting after half its deadline tells ``dependents`` (who
-        wait for its next message) with a ``WAITING`` notice every half deadline,
-        and gives a neighbour that does the same a deadline from its latest
-        notice: a lost message delays only the nodes that wait for it, instead
-        of each neighbour timing out on the delayed node in turn. A crashed node
-        sends no notice, so its neighbours stop waiting at their deadline. The
-        wait never exceeds ``node.wait_timeout_s``.
-        """
-        node_cfg = self.cfg.node
-        rule = self.exp.algorithm.missing_rule
-        wait = node_cfg.first_deadline_s if first else node_cfg.deadline_s
-        now = time.monotonic()
-        hard = now + max(wait, node_cfg.wait_timeout_s)
-        deadline = hard if rule == MissingRule.WAIT else now + wait
-        # Neighbours give a notice node.deadline_s of patience (extend), also while
-        # this node waits out a longer first-round deadline: notice at their pace.
-        notice_every = min(wait, node_cfg.deadline_s) / 2
-        notice_at = now + notice_every
-        notice = encode_payload(WireSpec.empty(), ())
-        rejections = []  # every receive hands over the rejections since the last one
-        while True:
-            got = self.transport.receive(
-                t,
-                peers,
-                deadline,
-                kind=Kind.WIRE,
-                until=min(notice_at, hard),
-                extend=wait,
-                dependents=dependents,
-            )
-            rejections += got.rejections
-            if got.done or time.monotonic() >= hard:
-                got = dataclasses.replace(got, rejections=rejections)
-                break
-            for j in dependents:
-                self.transport.send(j, t, Kind.WAITING, notice)
-            notice_at += notice_every
-        if rule == MissingRule.WAIT and got.missing:
-            reasons = {p: got.rejected.get(p, "not received") for p in got.missing}
-            raise RuntimeError(
-                f"node {self.node}: round {t}: no valid message from {reasons} within "
-                f"node.wait_timeout_s={node_cfg.wait_timeout_s}s and the algorithm "
-                f"{self.exp.algorithm.name!r} must WAIT for every message"
-            )
-        return got
-
-    def _round(self, t: int, state: Any, data: Any, first: bool):
-        program, algorithm, spec = self.program, self.exp.algorithm, self.program.spec
+    def _round(self, t: int, state: Any, data: Any, exchange: NodeExchange):
+        """Step → exchange → combine, as :func:`dfl.sim.round.make_round`."""
+        program, phases = self.program, self.program.compile()
         batches, dropped = program.sample(program.batch_key(t, self.node), self.node, *data)
         if self.exp.privacy is not None:
             self.counters.dp_dropped_examples += int(dropped)
-        state, wire, info = program.step(state, batches, program.algorithm_key(t, self.node))
-        own = program.decode(wire)
-        got = None
-        if algorithm.exchanges:
-            W = np.asarray(self.exp.schedule.weights(t))
-            payload = encode_payload(spec, wire, chunk_bytes=self.cfg.transport.chunk_bytes)
-            outs = out_neighbours(W, self.node)
-            for j in outs:
-                self.counters.bytes_sent += self.transport.send(j, t, Kind.WIRE, payload)
-                self.counters.messages_sent += 1
-            got = self._receive(t, in_neighbours(W, self.node), outs, first)
-            self.dependents = outs
-            received = {
-                j: program.decode(spec.unflatten(leaves)) for j, leaves in got.messages.items()
-            }
-            plan = plan_mix(
-                self.node, W[self.node], own, received, algorithm.missing_rule, self.last
-            )
-            if algorithm.missing_rule == MissingRule.REUSE_LAST:
-                self.last.update(received)
-            self.counters.messages_received += len(received)
-            self.counters.messages_missing += len(plan.missing)
-            self.counters.messages_reused += len(plan.reused)
-            late = sum(r.late for r in got.rejections)
-            self.counters.messages_late += late
-            self.counters.messages_rejected += len(got.rejections) - late
-            if plan.missing:
-                log.info(
-                    "node %d round %d: missing %s (%s)",
-                    self.node,
-                    t,
-                    plan.missing,
-                    {
-                        p: got.rejected.get(p, "no valid message by the deadline")
-                        for p in plan.missing
-                    },
-                )
-            mixed = program.mix(jnp.asarray(plan.weights), plan.messages)
-        else:
-            mixed = own
-        state = program.combine(state, mixed)
-        return state, info, got
+        state, wire, info = phases.step(state, batches, program.algorithm_key(t, self.node))
+        mixed = exchange.apply(wire, t)
+        return phases.combine(state, mixed), info
 
     # -- the run -------------------------------------------------------------------
-
-    def _warmup(self, state: Any, data: Any, t: int) -> float:
-        """Compiles every jitted phase on round ``t``'s inputs (results discarded)."""
-        program, fed = self.program, self.exp.federated
-        start = time.perf_counter()
-        batches, _ = program.sample(program.batch_key(t, self.node), self.node, *data)
-        new, wire, _ = program.step(state, batches, program.algorithm_key(t, self.node))
-        own = program.decode(wire)
-        if self.exp.algorithm.exchanges:
-            W = np.asarray(self.exp.schedule.weights(t))
-            plan = plan_mix(self.node, W[self.node], own, {}, MissingRule.RENORMALIZE)
-            own = program.mix(jnp.asarray(plan.weights), plan.messages)
-        jax.block_until_ready(program.combine(new, own))
-        jax.block_until_ready(program.accuracy(state, fed.test_x, fed.test_y))
-        return time.perf_counter() - start
 
     def run(self) -> NodeResult:
         """Runs the node to ``cfg.rounds`` (or its stop/crash round).
@@ -379,12 +259,14 @@ class NodeRunner:
             state, start = self._restore(state)
             self._received_before = self.counters.bytes_received
         data = tuple(dfl_data.node_slice(exp.federated.train, self.node))
-        compile_time = self._warmup(state, data, min(start, cfg.rounds - 1))
+        began = time.perf_counter()  # before compiling, as the simulation's clock
+        program.compile()
+        compile_time = time.perf_counter() - began
+        exchange = self._exchange()
         writer = None
         if self.workdir is not None:
             writer = MetricsWriter(self.workdir, append=start > 0)
-        began = time.perf_counter()
-        t, rounds_run, first = start, 0, True
+        t, rounds_run = start, 0
         last_round_sent = start - 1
         try:
             while t < cfg.rounds:
@@ -395,8 +277,7 @@ class NodeRunner:
                 delay = straggler_delay(cfg.transport.faults, self.node, t)
                 if delay > 0:
                     time.sleep(delay)
-                state, info, got = self._round(t, state, data, first)
-                first = False
+                state, info = self._round(t, state, data, exchange)
                 last_round_sent = t
                 rounds_run += 1
                 t += 1
@@ -406,7 +287,7 @@ class NodeRunner:
                     self._save(t, state)
                 if self.on_round is not None:
                     self.on_round(t, {"loss": float(info["loss"])})
-                ahead = self._dependents_ahead(got)
+                ahead = exchange.dependents_ahead()
                 if cfg.node.rejoin and ahead is not None and ahead > t and t < cfg.rounds:
                     target = min(ahead, cfg.rounds - 1)
                     log.warning(
@@ -420,33 +301,11 @@ class NodeRunner:
                     self.counters.rounds_skipped += target - t
                     t = target
             if t >= cfg.rounds:
-                self._goodbye(last_round_sent)
+                exchange.goodbye(last_round_sent)
         finally:
             if writer is not None:
                 writer.close()
         return NodeResult(self.node, state, self.records, self.counters, rounds_run, compile_time)
-
-    def _dependents_ahead(self, got: Any) -> int | None:
-        """The highest round of a neighbour that mixes this node's messages.
-
-        Such a neighbour cannot be past this node's next round unless it stopped
-        waiting for this node, which is then behind and rejoins at that round.
-        """
-        if got is None:
-            return None
-        rounds = [got.peer_rounds[j] for j in self.dependents if j in got.peer_rounds]
-        return max(rounds, default=None)
-
-    def _goodbye(self, last_round: int) -> None:
-        """Tells recent out-neighbours that this node sends nothing after ``last_round``."""
-        if not self.exp.algorithm.exchanges or last_round < 0:
-            return
-        peers: set[int] = set()
-        for r in range(max(0, last_round - BYE_HISTORY + 1), last_round + 1):
-            peers.update(out_neighbours(np.asarray(self.exp.schedule.weights(r)), self.node))
-        bye = encode_payload(WireSpec.empty(), ())
-        for j in sorted(peers):
-            self.transport.send(j, last_round, Kind.BYE, bye)
 
     def _evaluate(
         self,
@@ -478,7 +337,6 @@ class NodeRunner:
             "messages_missing": c.messages_missing,
             "messages_rejected": c.messages_rejected,
             "messages_late": c.messages_late,
-            "messages_reused": c.messages_reused,
             "rounds_skipped": c.rounds_skipped,
         }
         if self.exp.privacy is not None:

@@ -1,4 +1,4 @@
-"""DP-SGD for the runner: the private GradFn, and a run's resolved privacy plan.
+"""DP-SGD for the runner: the private GradFn, the run's local training, its privacy plan.
 
 :func:`private_grad_fn` is the whole per-step mechanism at one node: per-example
 gradients (vmap over the batch), clipping to C, the masked sum, then
@@ -10,8 +10,10 @@ and identical between the two modes. (An optax ``init`` has no key, so a noise
 transform chained into the shared optimizer would give every ``vmap``-ed node the
 same noise.)
 
-:func:`plan_privacy` resolves a :class:`~dfl.config.privacy_schema.PrivacyConfig`
-for one run (σ, q_i, M, sampler) and reports ε per node after any round.
+:func:`make_local_update` builds a run's local training once, DP-SGD's gradient
+inside it under a plan. :func:`plan_privacy` resolves a
+:class:`~dfl.config.privacy_schema.PrivacyConfig` for one run (σ, q_i, M, sampler)
+and reports ε per node after any round.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import optax
 
 from dfl.algorithms.base import LossFn, Params
-from dfl.algorithms.local import GradFn, value_and_grad
+from dfl.algorithms.local import GradFn, LocalUpdate, local_update, value_and_grad
 from dfl.privacy.accounting import calibrate_noise, check_combination, epsilon_per_node
 from dfl.privacy.clipping import dp_grad_fn
 from dfl.privacy.noise import add_dp_noise
@@ -73,38 +75,23 @@ def private_grad_fn(
     return grad_fn
 
 
-def make_private(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    cfg: PrivacyConfig,
-    *,
-    expected_batch_size: float,
-    noise_multiplier: float | None = None,
-) -> tuple[GradFn, optax.GradientTransformation]:
-    """``(grad_fn, optimizer)`` to build an algorithm with, as ``cfg`` says.
+def make_local_update(
+    loss_fn: LossFn, optimizer: optax.GradientTransformation, plan: PrivacyPlan | None
+) -> LocalUpdate:
+    """A run's local training, built once: ``optimizer`` steps along the gradient.
 
     Args:
-      loss_fn: the model's mean loss.
-      optimizer: the local optimizer, returned unchanged (the noise lives in
-        ``grad_fn``, where the per-node key is; see the module doc).
-      cfg: the privacy config; disabled gives the plain gradient.
-      expected_batch_size: B.
-      noise_multiplier: σ to use instead of ``cfg.noise_multiplier`` (the
-        calibrated one of :class:`PrivacyPlan`).
+      loss_fn: the model's mean loss ``loss_fn(params, batch) -> scalar``.
+      optimizer: the local optimizer, unchanged (the noise lives in the gradient,
+        where the per-node key is; see the module doc).
+      plan: the resolved DP-SGD plan (its clipped, noised gradient), or ``None``
+        for the plain gradient.
 
     Returns:
-      The pair to pass as ``grad_fn=`` and optimizer to an algorithm builder.
+      The :class:`~dfl.algorithms.local.LocalUpdate` every algorithm builder takes.
     """
-    if not cfg.enabled:
-        return value_and_grad(loss_fn), optimizer
-    sigma = cfg.noise_multiplier if noise_multiplier is None else noise_multiplier
-    grad_fn = private_grad_fn(
-        loss_fn,
-        l2_clip=cfg.l2_clip,
-        noise_multiplier=sigma,
-        expected_batch_size=expected_batch_size,
-    )
-    return grad_fn, optimizer
+    grad = value_and_grad(loss_fn) if plan is None else plan.grad_fn(loss_fn)
+    return local_update(optimizer, grad)
 
 
 @dataclasses.dataclass(frozen=True)

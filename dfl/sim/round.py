@@ -1,20 +1,21 @@
-"""One simulated round over all nodes: vmapped local phase, gossip, combine."""
+"""One simulated round over all nodes: step → exchange → combine.
+
+The same three phases as a deployed node's round (:mod:`dfl.node.runner`): the
+vmapped local phase, the exchange (a :class:`~dfl.gossip.mixer.Mixer` over the node
+axis; see :mod:`dfl.gossip.mixer` for the contract both modes share), and the
+vmapped combine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from dfl.algorithms.base import Algorithm
-
-
-class Mixer(Protocol):
-    """Applies ``W`` over the leading node axis of every leaf (see :mod:`dfl.gossip`)."""
-
-    def apply(self, tree: Any, data: Any) -> Any: ...
+from dfl.algorithms.base import Algorithm, MissingRule
+from dfl.gossip.mixer import Exchange
 
 
 def node_keys(key: jax.Array, n: int) -> jax.Array:
@@ -23,28 +24,45 @@ def node_keys(key: jax.Array, n: int) -> jax.Array:
 
 
 def make_round(
-    algorithm: Algorithm, mixer: Mixer | None
-) -> Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
-    """Builds ``round(state, batches, w_data, key) -> (state, info)`` for all nodes.
+    algorithm: Algorithm, exchange: Exchange | None
+) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
+    """Builds ``round(state, batches, w_data, key, delivered=None) -> (state, info)``.
 
     Args:
       algorithm: the per-node algorithm.
-      mixer: the gossip operator, or ``None`` to skip the exchange (every node
-        combines its own message: W = I, the benchmarks' floor).
+      exchange: the gossip operator (``exchange.apply(messages, w_data)``), or
+        ``None`` to skip the exchange (every node combines its own message: W = I,
+        the benchmarks' floor).
 
     Returns:
       A pure function over the stacked state (leading node axis). Node ``i``
       uses the key ``fold_in(key, i)``; ``info`` holds per-node diagnostics
-      (``info["loss"]`` has shape ``[N]``).
+      (``info["loss"]`` has shape ``[N]``). ``delivered``, a bool ``[N, N]``
+      delivery mask, is handed to the exchange (``apply(..., delivered=...)``;
+      the dense mixer takes one) for the algorithm's ``RENORMALIZE`` rule.
     """
 
-    def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array):
+    def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array, delivered: Any = None):
         n = jax.tree.leaves(state)[0].shape[0]
         state, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
         messages = jax.vmap(algorithm.decode)(wire)
-        if mixer is not None and algorithm.exchanges:
-            messages = mixer.apply(messages, w_data)
-        return jax.vmap(algorithm.combine)(state, messages), info
+        if exchange is None:
+            mixed = messages
+        elif delivered is None:
+            mixed = exchange.apply(messages, w_data)
+        else:
+            if algorithm.missing_rule != MissingRule.RENORMALIZE:
+                raise ValueError(
+                    f"{algorithm.name!r} must WAIT for every message; a delivery mask can "
+                    "only drop messages of RENORMALIZE algorithms"
+                )
+            form = getattr(exchange, "form", "dense")
+            if form != "dense":
+                raise ValueError(
+                    f"a delivery mask needs the dense mixer (sim.gossip=dense), found {form=!r}"
+                )
+            mixed = exchange.apply(messages, w_data, delivered=delivered)  # type: ignore[call-arg]
+        return jax.vmap(algorithm.combine)(state, mixed), info
 
     return round_fn
 

@@ -145,12 +145,11 @@ def simulate(
     if mesh is not None:
         state, train, local_test = shard_nodes((state, train, local_test), mesh)
         test = replicate(test, mesh)
-    exchanges = mixer is not None and exp.algorithm.exchanges
 
     @functools.lru_cache(maxsize=1)
     def gossip_at(slot: int) -> tuple[Any, float]:
         """The mixer's data and the mean out-degree of round ``slot``."""
-        if mixer is None or not exchanges:
+        if mixer is None:
             return None, 0.0
         return mixer.data(slot), mean_out_degree(exp.schedule.weights(slot))
 

@@ -166,7 +166,8 @@ def check_requirements(
       samples: rounds checked for random schedules.
 
     Raises:
-      ValueError: from ``requirements.check``, naming what is missing.
+      RequirementError: (a ``ValueError``) from ``requirements.check``, naming
+        what is missing.
     """
     for t in schedule.rounds(samples):
         requirements.check(

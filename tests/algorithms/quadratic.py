@@ -9,12 +9,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfl.algorithms.base import Algorithm
+from dfl.algorithms.local import LocalUpdate, local_update, value_and_grad
 from dfl.sim.round import make_round
 
 
 def loss(params, b):
     """``½||x − b||²`` for one node; the "batch" is the node's target ``b_i``."""
     return 0.5 * jnp.sum((params["x"] - b) ** 2)
+
+
+def local_of(optimizer) -> LocalUpdate:
+    """Local training on :func:`loss` with ``optimizer`` (the plain gradient)."""
+    return local_update(optimizer, value_and_grad(loss))
 
 
 def ring_mh(n: int) -> np.ndarray:

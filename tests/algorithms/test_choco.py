@@ -15,7 +15,14 @@ from dfl.algorithms.dsgd import dsgd
 from dfl.compression import top_k
 from dfl.compression.base import Compressor, KeyState
 from dfl.sim.round import make_round, node_keys
-from tests.algorithms.quadratic import DenseTestMixer, loss, ring_mh, run, simulate, targets
+from tests.algorithms.quadratic import (
+    DenseTestMixer,
+    local_of,
+    ring_mh,
+    run,
+    simulate,
+    targets,
+)
 
 ETA, GAMMA, K = 0.1, 0.4, 3
 
@@ -23,8 +30,8 @@ ETA, GAMMA, K = 0.1, 0.4, 3
 def test_identity_and_gamma_one_is_dsgd():
     n = 8
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=1)
-    ours = run(choco(loss, optax.sgd(ETA), gamma=1.0), b, W, 50, x0=x0, local_steps=2)
-    reference = run(dsgd(loss, optax.sgd(ETA), order="atc"), b, W, 50, x0=x0, local_steps=2)
+    ours = run(choco(local_of(optax.sgd(ETA)), gamma=1.0), b, W, 50, x0=x0, local_steps=2)
+    reference = run(dsgd(local_of(optax.sgd(ETA)), order="atc"), b, W, 50, x0=x0, local_steps=2)
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
 
 
@@ -66,7 +73,7 @@ def choco_reference(W, b, x0, rounds):
 def test_top_k_matches_the_paper_step_by_step():
     n, d = 6, 10
     W, b, x0 = ring_mh(n), targets(n, d), targets(n, d, seed=1)
-    alg = choco(loss, optax.sgd(ETA), gamma=GAMMA, compressor=top_k(k=K))
+    alg = choco(local_of(optax.sgd(ETA)), gamma=GAMMA, compressor=top_k(k=K))
     state = jax.vmap(alg.init)({"x": jnp.asarray(x0, jnp.float32)}, node_keys(jax.random.key(0), n))
     round_fn = jax.jit(make_round(alg, DenseTestMixer()))
     batches = jnp.asarray(b, jnp.float32)[:, None]
@@ -82,7 +89,7 @@ def test_mixed_public_copy_stays_exact():
     """``s_i = Σ_j W_ij x̂_j`` after many rounds of mixed compressed corrections."""
     n = 8
     W, b = ring_mh(n), targets(n, 10)
-    alg = choco(loss, optax.sgd(ETA), gamma=GAMMA, compressor=top_k(k=K))
+    alg = choco(local_of(optax.sgd(ETA)), gamma=GAMMA, compressor=top_k(k=K))
     _, state = simulate(alg, b, W, 60, x0=targets(n, 10, seed=2))
     np.testing.assert_allclose(
         state.mixed_public["x"], W @ np.asarray(state.public["x"]), rtol=1e-5, atol=1e-5
@@ -111,7 +118,7 @@ def random_mask(p: float = 0.5) -> Compressor:
 
 def test_compressor_state_is_per_node_and_advances():
     n = 4
-    alg = choco(loss, optax.sgd(ETA), gamma=0.2, compressor=random_mask())
+    alg = choco(local_of(optax.sgd(ETA)), gamma=0.2, compressor=random_mask())
     keys = node_keys(jax.random.key(5), n)
     state = jax.vmap(alg.init)({"x": jnp.zeros((n, 3))}, keys)
     np.testing.assert_array_equal(
@@ -126,4 +133,4 @@ def test_compressor_state_is_per_node_and_advances():
 @pytest.mark.parametrize("gamma", [0.0, 1.5])
 def test_bad_gamma_is_refused(gamma):
     with pytest.raises(ValueError, match="gamma"):
-        choco(loss, optax.sgd(ETA), gamma=gamma)
+        choco(local_of(optax.sgd(ETA)), gamma=gamma)

@@ -34,7 +34,7 @@ from tests.algorithms.quadratic import (
     cta_fixed_point,
     directed_exponential,
     lazy_ring,
-    loss,
+    local_of,
     push_sum_fixed_point,
     random_directed,
     random_row_stochastic,
@@ -69,35 +69,41 @@ class Case:
 
 CASES = {
     "dsgd_atc": Case(
-        lambda opt: dsgd(loss, opt, order="atc"), lambda W, b: atc_fixed_point(W, b, ETA)
+        lambda opt: dsgd(local_of(opt), order="atc"), lambda W, b: atc_fixed_point(W, b, ETA)
     ),
     "dsgd_cta": Case(
-        lambda opt: dsgd(loss, opt, order="cta"), lambda W, b: cta_fixed_point(W, b, ETA)
+        lambda opt: dsgd(local_of(opt), order="cta"), lambda W, b: cta_fixed_point(W, b, ETA)
     ),
     # The stationary buffer is g / (1 − β): ATC D-SGD with step η / (1 − β).
     "dsgdm": Case(
-        lambda opt: dsgdm(loss, opt, momentum=BETA),
+        lambda opt: dsgdm(local_of(opt), momentum=BETA),
         lambda W, b: atc_fixed_point(W, b, ETA / (1 - BETA)),
     ),
     # The quasi-global buffer vanishes once the models stop moving: ATC D-SGD with step η.
-    "qgm": Case(lambda opt: qgm(loss, opt, momentum=BETA), lambda W, b: atc_fixed_point(W, b, ETA)),
-    "gradient_tracking": Case(
-        lambda opt: gradient_tracking(loss, opt), consensus_at_mean, exact=True
+    "qgm": Case(
+        lambda opt: qgm(local_of(opt), momentum=BETA), lambda W, b: atc_fixed_point(W, b, ETA)
     ),
-    "choco_identity": Case(lambda opt: choco(loss, opt), lambda W, b: atc_fixed_point(W, b, ETA)),
+    "gradient_tracking": Case(
+        lambda opt: gradient_tracking(local_of(opt)), consensus_at_mean, exact=True
+    ),
+    "choco_identity": Case(
+        lambda opt: choco(local_of(opt)), lambda W, b: atc_fixed_point(W, b, ETA)
+    ),
     # q = 0 at a fixed point, so x̂ = x^{t+½}: ATC D-SGD with W_γ = (1 − γ)I + γW.
     "choco_top_k": Case(
-        lambda opt: choco(loss, opt, gamma=GAMMA, compressor=top_k(k=1)),
+        lambda opt: choco(local_of(opt), gamma=GAMMA, compressor=top_k(k=1)),
         lambda W, b: atc_fixed_point((1 - GAMMA) * np.eye(len(W)) + GAMMA * W, b, ETA),
     ),
     # DeepSqueeze with identity compression: ATC D-SGD with W_γ (its floor is 0).
     "dsgd_ef_identity": Case(
-        lambda opt: dsgd_ef(loss, opt, gamma=GAMMA),
+        lambda opt: dsgd_ef(local_of(opt), gamma=GAMMA),
         lambda W, b: atc_fixed_point((1 - GAMMA) * np.eye(len(W)) + GAMMA * W, b, ETA),
     ),
-    "push_sum": Case(lambda opt: push_sum(loss, opt), lambda W, b: push_sum_fixed_point(W, b, ETA)),
-    "d2": Case(lambda opt: d2(loss, opt), consensus_at_mean, exact=True),
-    "fedavg": Case(lambda opt: fedavg(loss, opt), consensus_at_mean, exact=True),
+    "push_sum": Case(
+        lambda opt: push_sum(local_of(opt)), lambda W, b: push_sum_fixed_point(W, b, ETA)
+    ),
+    "d2": Case(lambda opt: d2(local_of(opt)), consensus_at_mean, exact=True),
+    "fedavg": Case(lambda opt: fedavg(local_of(opt)), consensus_at_mean, exact=True),
 }
 NAMES = list(CASES)
 
@@ -138,10 +144,11 @@ def test_reaches_closed_form_fixed_point(name):
     xs, _ = simulate(alg, b, W, 400)
     x_star = case.fixed_point(W, b)
     np.testing.assert_allclose(xs[-1], x_star, atol=2e-5)
-    # The limit is per node, not only the average: the exact methods reach mean(b) at
-    # every node, the D-SGD family stops at a biased point that W determines.
-    bias = np.abs(x_star - b.mean(0)).max()
-    assert bias < 1e-9 if case.exact else bias > 1e-2
+    # The limit is per node, not only the average: the simulated iterates of the exact
+    # methods reach mean(b) at every node (float32: ~1e-7), the D-SGD family stops at a
+    # biased point that W determines.
+    bias = np.abs(xs[-1] - b.mean(0)).max()
+    assert bias < 1e-6 if case.exact else bias > 1e-2
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])

@@ -9,7 +9,7 @@ import pytest
 
 from dfl.algorithms.dsgd import dsgd
 from dfl.algorithms.dsgdm import dsgdm
-from tests.algorithms.quadratic import loss, ring_mh, run, simulate, targets
+from tests.algorithms.quadratic import local_of, ring_mh, run, simulate, targets
 
 ETA = 0.1
 
@@ -20,7 +20,7 @@ def test_equals_dsgd_with_optax_momentum(nesterov, local_steps):
     n = 8
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=1)
     ours = run(
-        dsgdm(loss, optax.sgd(ETA), momentum=0.9, nesterov=nesterov),
+        dsgdm(local_of(optax.sgd(ETA)), momentum=0.9, nesterov=nesterov),
         b,
         W,
         30,
@@ -28,7 +28,7 @@ def test_equals_dsgd_with_optax_momentum(nesterov, local_steps):
         x0=x0,
     )
     reference = run(
-        dsgd(loss, optax.sgd(ETA, momentum=0.9, nesterov=nesterov)),
+        dsgd(local_of(optax.sgd(ETA, momentum=0.9, nesterov=nesterov))),
         b,
         W,
         30,
@@ -36,14 +36,14 @@ def test_equals_dsgd_with_optax_momentum(nesterov, local_steps):
         x0=x0,
     )
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
-    assert np.abs(ours - run(dsgd(loss, optax.sgd(ETA)), b, W, 30, x0=x0)).max() > 1e-2
+    assert np.abs(ours - run(dsgd(local_of(optax.sgd(ETA))), b, W, 30, x0=x0)).max() > 1e-2
 
 
 def test_buffer_is_never_mixed():
     """After one round the buffer holds the node's own gradient, whatever W is."""
     n = 6
     b, x0 = targets(n), targets(n, seed=2)
-    _, state = simulate(dsgdm(loss, optax.sgd(ETA), momentum=0.9), b, ring_mh(n), 1, x0=x0)
+    _, state = simulate(dsgdm(local_of(optax.sgd(ETA)), momentum=0.9), b, ring_mh(n), 1, x0=x0)
     np.testing.assert_allclose(state.momentum["x"], x0 - b, rtol=1e-6, atol=1e-6)
     # ... and the parameters were mixed.
     np.testing.assert_allclose(
@@ -55,4 +55,4 @@ def test_buffer_is_never_mixed():
 @pytest.mark.parametrize("momentum", [-0.1, 1.0])
 def test_bad_momentum_is_refused(momentum):
     with pytest.raises(ValueError, match="momentum"):
-        dsgdm(loss, optax.sgd(ETA), momentum=momentum)
+        dsgdm(local_of(optax.sgd(ETA)), momentum=momentum)

@@ -7,7 +7,7 @@ import optax
 
 from dfl.algorithms.dsgd import dsgd
 from dfl.algorithms.gradient_tracking import gradient_tracking
-from tests.algorithms.quadratic import lazy_ring, loss, ring_mh, run, simulate, targets
+from tests.algorithms.quadratic import lazy_ring, local_of, ring_mh, run, simulate, targets
 
 ETA = 0.1
 
@@ -15,8 +15,8 @@ ETA = 0.1
 def test_exact_consensus_where_dsgd_has_a_bias():
     n = 8
     W, b = ring_mh(n), targets(n)
-    gt = run(gradient_tracking(loss, optax.sgd(ETA)), b, W, 300)[-1]
-    plain = run(dsgd(loss, optax.sgd(ETA)), b, W, 300)[-1]
+    gt = run(gradient_tracking(local_of(optax.sgd(ETA))), b, W, 300)[-1]
+    plain = run(dsgd(local_of(optax.sgd(ETA))), b, W, 300)[-1]
     np.testing.assert_allclose(gt, np.repeat(b.mean(0, keepdims=True), n, 0), atol=1e-5)
     assert np.abs(plain - b.mean(0)).max() > 0.05  # D-SGD's O(η) heterogeneity bias
 
@@ -25,7 +25,7 @@ def test_matches_diging_step_by_step():
     """x⁺ = Wx − ηy, y⁺ = Wy + ∇f(x⁺) − ∇f(x), y⁰ = ∇f(x⁰) (Nedić et al. 2017)."""
     n = 6
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=1)
-    ours = run(gradient_tracking(loss, optax.sgd(ETA)), b, W, 10, x0=x0)
+    ours = run(gradient_tracking(local_of(optax.sgd(ETA))), b, W, 10, x0=x0)
     x, y = x0.copy(), x0 - b
     for t in range(10):
         x_new = W @ x - ETA * y
@@ -38,7 +38,7 @@ def test_tracker_sum_equals_gradient_sum():
     """Σ_i y_i = Σ_i g_i(x_i) every round (doubly stochastic W), before convergence."""
     n = 8
     b, x0 = targets(n), targets(n, seed=2) * 3
-    _, state = simulate(gradient_tracking(loss, optax.sgd(ETA)), b, ring_mh(n), 4, x0=x0)
+    _, state = simulate(gradient_tracking(local_of(optax.sgd(ETA))), b, ring_mh(n), 4, x0=x0)
     np.testing.assert_allclose(
         state.tracker["x"].sum(0), state.prev_grad["x"].sum(0), rtol=1e-5, atol=1e-5
     )
@@ -48,5 +48,5 @@ def test_tracker_sum_equals_gradient_sum():
 def test_exact_consensus_on_a_time_varying_graph():
     n = 8
     Ws, b = np.stack([lazy_ring(n, 1), lazy_ring(n, 3)]), targets(n)
-    xs = run(gradient_tracking(loss, optax.sgd(ETA)), b, Ws, 300)
+    xs = run(gradient_tracking(local_of(optax.sgd(ETA))), b, Ws, 300)
     np.testing.assert_allclose(xs[-1], np.repeat(b.mean(0, keepdims=True), n, 0), atol=1e-5)

@@ -10,7 +10,7 @@ from dfl.algorithms.dsgd import dsgd
 from dfl.algorithms.push_sum import push_sum
 from tests.algorithms.quadratic import (
     atc_fixed_point,
-    loss,
+    local_of,
     push_sum_fixed_point,
     random_directed,
     random_row_stochastic,
@@ -41,7 +41,7 @@ def test_debiased_average_is_exact_and_nodes_are_within_o_eta():
     assert not np.allclose(W, W.T)  # directed
     devs = {}
     for eta in (0.2, 0.05):
-        z = run(push_sum(loss, optax.sgd(eta)), b, W, 600)[-1]
+        z = run(push_sum(local_of(optax.sgd(eta))), b, W, 600)[-1]
         np.testing.assert_allclose(z.mean(0), b.mean(0), atol=1e-6)
         np.testing.assert_allclose(z, push_sum_fixed_point(W, b, eta), atol=1e-6)
         devs[eta] = deviation(z, b)
@@ -52,8 +52,8 @@ def test_debiased_average_is_exact_and_nodes_are_within_o_eta():
 
 def test_decaying_step_reaches_the_optimum_at_every_node():
     W, b = directed_exponential_by_hand(), targets(N)
-    constant = run(push_sum(loss, optax.sgd(0.05)), b, W, 3000)[-1]
-    decaying = run(push_sum(loss, optax.sgd(lambda t: 0.5 / (1 + t / 10))), b, W, 3000)[-1]
+    constant = run(push_sum(local_of(optax.sgd(0.05))), b, W, 3000)[-1]
+    decaying = run(push_sum(local_of(optax.sgd(lambda t: 0.5 / (1 + t / 10)))), b, W, 3000)[-1]
     assert deviation(decaying, b) < 2e-3
     assert deviation(decaying, b) < deviation(constant, b) / 20
 
@@ -63,7 +63,7 @@ def test_weights_debias_an_unbalanced_directed_graph():
     W, b = random_directed(N), targets(N)
     assert not np.allclose(W.sum(1), 1)
     eta = 0.1
-    xs, state = simulate(push_sum(loss, optax.sgd(eta)), b, W, 800)
+    xs, state = simulate(push_sum(local_of(optax.sgd(eta))), b, W, 800)
     w = np.asarray(state.weight)
     np.testing.assert_allclose(w.sum(), N, rtol=1e-5)  # mass is conserved
     assert np.abs(w - 1).max() > 0.1
@@ -73,7 +73,7 @@ def test_weights_debias_an_unbalanced_directed_graph():
     assert np.abs(numerators.mean(0) - b.mean(0)).max() > 1e-2  # x alone is biased
     # D-SGD with this W keeps the sum but not consensus: as η → 0 its nodes stay apart
     # (x_i → π_i · mean(b)) while push-sum's z_i all approach mean(b).
-    biased = run(dsgd(loss, optax.sgd(eta)), b, W, 800)[-1]
+    biased = run(dsgd(local_of(optax.sgd(eta))), b, W, 800)[-1]
     np.testing.assert_allclose(biased, atc_fixed_point(W, b, eta), atol=1e-5)
     assert deviation(atc_fixed_point(W, b, 1e-3), b) > 0.1
     assert deviation(push_sum_fixed_point(W, b, 1e-3), b) < 1e-2
@@ -81,11 +81,11 @@ def test_weights_debias_an_unbalanced_directed_graph():
 
 def test_time_varying_directed_graphs():
     Ws, b = np.stack([directed_exponential_by_hand(), random_directed(N, seed=3)]), targets(N)
-    z = run(push_sum(loss, optax.sgd(lambda t: 0.5 / (1 + t / 10))), b, Ws, 2000)[-1]
+    z = run(push_sum(local_of(optax.sgd(lambda t: 0.5 / (1 + t / 10)))), b, Ws, 2000)[-1]
     assert deviation(z, b) < 5e-3
 
 
 def test_row_stochastic_w_is_refused():
-    alg = push_sum(loss, optax.sgd(0.1))
+    alg = push_sum(local_of(optax.sgd(0.1)))
     with pytest.raises(ValueError, match="column sums"):
         alg.requirements.check(random_row_stochastic(N), time_varying=True, algorithm=alg.name)

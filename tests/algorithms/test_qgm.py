@@ -8,7 +8,7 @@ import pytest
 
 from dfl.algorithms.dsgdm import dsgdm
 from dfl.algorithms.qgm import qgm
-from tests.algorithms.quadratic import loss, ring_mh, run, targets
+from tests.algorithms.quadratic import local_of, ring_mh, run, targets
 
 ETA, BETA, MU = 0.1, 0.9, 0.7
 
@@ -38,7 +38,7 @@ def qgm_reference(W, b, x0, rounds, *, nesterov, local_steps=1):
 def test_matches_the_paper_step_by_step(nesterov, local_steps):
     n = 8
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=1)
-    alg = qgm(loss, optax.sgd(ETA), momentum=BETA, mu=MU, nesterov=nesterov)
+    alg = qgm(local_of(optax.sgd(ETA)), momentum=BETA, mu=MU, nesterov=nesterov)
     ours = run(alg, b, W, 12, local_steps=local_steps, x0=x0)
     reference = qgm_reference(W, b, x0, 12, nesterov=nesterov, local_steps=local_steps)
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
@@ -47,13 +47,13 @@ def test_matches_the_paper_step_by_step(nesterov, local_steps):
 def test_differs_from_local_momentum_and_mu_defaults_to_beta():
     n = 8
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=1)
-    quasi = run(qgm(loss, optax.sgd(ETA), momentum=BETA), b, W, 20, x0=x0)
-    local = run(dsgdm(loss, optax.sgd(ETA), momentum=BETA), b, W, 20, x0=x0)
+    quasi = run(qgm(local_of(optax.sgd(ETA)), momentum=BETA), b, W, 20, x0=x0)
+    local = run(dsgdm(local_of(optax.sgd(ETA)), momentum=BETA), b, W, 20, x0=x0)
     assert np.abs(quasi - local).max() > 1e-2
-    explicit = run(qgm(loss, optax.sgd(ETA), momentum=BETA, mu=BETA), b, W, 20, x0=x0)
+    explicit = run(qgm(local_of(optax.sgd(ETA)), momentum=BETA, mu=BETA), b, W, 20, x0=x0)
     np.testing.assert_array_equal(quasi, explicit)
 
 
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="mu"):
-        qgm(loss, optax.sgd(ETA), momentum=0.9, mu=1.0)
+        qgm(local_of(optax.sgd(ETA)), momentum=0.9, mu=1.0)

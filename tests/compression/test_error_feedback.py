@@ -21,7 +21,7 @@ from dfl.compression import (
     top_k,
 )
 from dfl.sim.round import wire_bytes
-from tests.algorithms.quadratic import loss, ring_mh, run, targets
+from tests.algorithms.quadratic import local_of, ring_mh, run, targets
 
 ETA = 0.1
 
@@ -71,9 +71,9 @@ def atc_fixed_point(W: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_identity_compression_equals_dsgd(local_steps):
     n = 8
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=3)
-    ref = run(dsgd(loss, optax.sgd(ETA)), b, W, 60, local_steps=local_steps, x0=x0)
+    ref = run(dsgd(local_of(optax.sgd(ETA))), b, W, 60, local_steps=local_steps, x0=x0)
     ef = run(
-        dsgd_ef(loss, optax.sgd(ETA), compressor=identity()),
+        dsgd_ef(local_of(optax.sgd(ETA)), compressor=identity()),
         b,
         W,
         60,
@@ -86,8 +86,8 @@ def test_identity_compression_equals_dsgd(local_steps):
 def test_gamma_is_dsgd_with_the_lazy_matrix():
     n, gamma = 8, 0.5
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=3)
-    ref = run(dsgd(loss, optax.sgd(ETA)), b, lazy(W, gamma), 60, x0=x0)
-    ef = run(dsgd_ef(loss, optax.sgd(ETA), compressor=identity(), gamma=gamma), b, W, 60, x0=x0)
+    ref = run(dsgd(local_of(optax.sgd(ETA))), b, lazy(W, gamma), 60, x0=x0)
+    ef = run(dsgd_ef(local_of(optax.sgd(ETA)), compressor=identity(), gamma=gamma), b, W, 60, x0=x0)
     np.testing.assert_allclose(ef, ref, atol=2e-6)
 
 
@@ -113,7 +113,7 @@ def top1(row: np.ndarray) -> np.ndarray:
 def test_matches_numpy_transcription_of_deepsqueeze_step_by_step():
     n = 6
     W, b, x0 = ring_mh(n), targets(n), targets(n, seed=3)
-    xs = run(dsgd_ef(loss, optax.sgd(ETA), compressor=top_k(k=1), gamma=0.4), b, W, 5, x0=x0)
+    xs = run(dsgd_ef(local_of(optax.sgd(ETA)), compressor=top_k(k=1), gamma=0.4), b, W, 5, x0=x0)
     for t in range(1, 6):
         want = deepsqueeze_reference(W, b, x0, top1, 0.4, t)
         np.testing.assert_allclose(xs[t], want, rtol=1e-5, atol=1e-6)
@@ -128,7 +128,7 @@ def test_error_floor_shrinks_with_gamma_and_the_average_is_exact(compressor):
     W, b = ring_mh(n), targets(n)
     floors = {}
     for gamma in (0.05, 0.2):
-        xs = run(dsgd_ef(loss, optax.sgd(ETA), compressor=compressor, gamma=gamma), b, W, 300)
+        xs = run(dsgd_ef(local_of(optax.sgd(ETA)), compressor=compressor, gamma=gamma), b, W, 300)
         x_star = atc_fixed_point(lazy(W, gamma), b)
         floors[gamma] = np.abs(xs[-20:] - x_star).max()
         # Σ_i (Σ_j W_ij D(m_j) − D(m_i)) = 0 for doubly stochastic W: the average is D-SGD's.
@@ -143,7 +143,7 @@ def test_residual_is_what_was_not_sent_and_wire_bytes():
     W = ring_mh(n)
     rng = np.random.default_rng(0)
     b = jnp.asarray(rng.normal(size=(n, 1, d)), jnp.float32)
-    algo = dsgd_ef(loss, optax.sgd(ETA), compressor=top_k(k=4), gamma=0.5)
+    algo = dsgd_ef(local_of(optax.sgd(ETA)), compressor=top_k(k=4), gamma=0.5)
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(n))
     state = jax.vmap(algo.init)({"x": jnp.zeros((n, d))}, keys)
     residual = np.zeros((n, d))
@@ -166,9 +166,9 @@ def test_residual_is_what_was_not_sent_and_wire_bytes():
 
 
 def test_requirements_and_bad_step():
-    algo = dsgd_ef(loss, optax.sgd(ETA), compressor=top_k())
+    algo = dsgd_ef(local_of(optax.sgd(ETA)), compressor=top_k())
     assert algo.requirements.time_varying and algo.requirements.stochastic == "row"
     assert algo.missing_rule == MissingRule.RENORMALIZE
     algo.requirements.check(ring_mh(4), time_varying=True, algorithm=algo.name)
     with pytest.raises(ValueError, match="gamma"):
-        dsgd_ef(loss, optax.sgd(ETA), compressor=top_k(), gamma=0.0)
+        dsgd_ef(local_of(optax.sgd(ETA)), compressor=top_k(), gamma=0.0)

@@ -1,52 +1,163 @@
-"""The missing-message rules, on numbers computed by hand."""
+"""What the missing-message rules do, on numbers computed by hand.
+
+A node's exchange over a real loopback network (send, receive, plan, mix) on a
+ring of 4 with ``W[0] = [½, ¼, 0, ¼]``: node 0 mixes its own message with those
+of nodes 1 and 3.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dfl.algorithms.base import MissingRule
-from dfl.node import in_neighbours, mix, out_neighbours, plan_mix
+from dfl.gossip.dense import renormalize
+from dfl.node import NodeExchange, in_neighbours, mix, out_neighbours, plan_mix
+from dfl.node.exchange import ExchangeCounts
+from dfl.transport import Kind, WireSpec, encode_payload
+from dfl.transport.loopback import LoopbackNetwork
 
-ROW = np.array([0.5, 0.25, 0.0, 0.25])
-OWN = {"x": jnp.array([1.0, 10.0])}
-FROM_1 = {"x": jnp.array([2.0, 20.0])}
-LAST_3 = {"x": jnp.array([4.0, 40.0])}
-
-
-def mixed(plan):
-    return np.asarray(mix(jnp.asarray(plan.weights), plan.messages)["x"])
-
-
-def test_all_messages_present_mixes_with_w():
-    plan = plan_mix(0, ROW, OWN, {1: FROM_1, 3: LAST_3}, MissingRule.RENORMALIZE)
-    assert plan.sources == [0, 1, 3] and plan.missing == []
-    np.testing.assert_allclose(mixed(plan), [0.5 + 0.5 + 1.0, 5.0 + 5.0 + 10.0])
-
-
-def test_renormalize_gives_the_missing_weight_to_the_node():
-    plan = plan_mix(0, ROW, OWN, {1: FROM_1}, MissingRule.RENORMALIZE)
-    assert plan.missing == [3] and plan.reused == []
-    np.testing.assert_allclose(plan.weights, [0.75, 0.25, 0.0])
-    np.testing.assert_allclose(mixed(plan), [0.75 + 0.5, 7.5 + 5.0])
+W = np.array(
+    [
+        [0.5, 0.25, 0.0, 0.25],
+        [0.25, 0.5, 0.25, 0.0],
+        [0.0, 0.25, 0.5, 0.25],
+        [0.25, 0.0, 0.25, 0.5],
+    ]
+)
+X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])  # node j sends X[j]
+SPEC = WireSpec.from_tree({"x": jnp.zeros(2, jnp.float32)})
+ALL = [0.5 * 1 + 0.25 * 2 + 0.25 * 4, 0.5 * 10 + 0.25 * 20 + 0.25 * 40]  # [2, 20]
+WITHOUT_3 = [0.75 * 1 + 0.25 * 2, 0.75 * 10 + 0.25 * 20]  # 3's weight moved to node 0
 
 
-def test_reuse_last_uses_the_last_message():
-    plan = plan_mix(0, ROW, OWN, {1: FROM_1}, MissingRule.REUSE_LAST, {3: LAST_3})
-    assert plan.missing == [3] and plan.reused == [3]
-    np.testing.assert_allclose(mixed(plan), [0.5 + 0.5 + 1.0, 5.0 + 5.0 + 10.0])
+class Static:
+    """A one-matrix schedule."""
+
+    def weights(self, round_: int) -> np.ndarray:
+        del round_
+        return W
 
 
-def test_reuse_last_without_history_renormalizes():
-    plan = plan_mix(0, ROW, OWN, {1: FROM_1}, MissingRule.REUSE_LAST, {})
-    assert plan.reused == []
-    np.testing.assert_allclose(mixed(plan), [1.25, 12.5])
+def message(j: int) -> dict:
+    return {"x": jnp.asarray(X[j], jnp.float32)}
 
 
-def test_wait_refuses_a_missing_message():
+def exchange_of(net, rule, *, deadline_s=0.2, wait_timeout_s=5.0):
+    transport = net.endpoint(0)
+    transport.expect(Kind.WIRE, SPEC)
+    counts = ExchangeCounts()
+    exchange = NodeExchange(
+        node=0,
+        schedule=Static(),  # type: ignore[arg-type]
+        spec=SPEC,
+        decode=lambda wire: wire,
+        transport=transport,
+        rule=rule,
+        algorithm="test",
+        deadline_s=deadline_s,
+        first_deadline_s=deadline_s,
+        wait_timeout_s=wait_timeout_s,
+        chunk_bytes=1 << 20,
+        counts=counts,
+    )
+    return exchange, counts
+
+
+def send(net, j: int, round_: int = 0) -> None:
+    net.endpoint(j).send(0, round_, Kind.WIRE, encode_payload(SPEC, message(j)))
+
+
+@pytest.fixture
+def net():
+    return LoopbackNetwork(4, run_id="exchange-test")
+
+
+def test_every_message_delivered_mixes_the_w_row(net):
+    exchange, counts = exchange_of(net, MissingRule.RENORMALIZE)
+    send(net, 1)
+    send(net, 3)
+    np.testing.assert_allclose(exchange.apply(message(0), 0)["x"], ALL)
+    assert (counts.messages_sent, counts.messages_received, counts.messages_missing) == (2, 2, 0)
+
+
+def test_renormalize_mixes_the_renormalised_row_when_a_message_is_dropped(net):
+    exchange, counts = exchange_of(net, MissingRule.RENORMALIZE)
+    send(net, 1)  # node 3's message is lost
+    start = time.monotonic()
+    np.testing.assert_allclose(exchange.apply(message(0), 0)["x"], WITHOUT_3)
+    assert time.monotonic() - start >= 0.15  # it waited out its deadline for node 3
+    assert (counts.messages_received, counts.messages_missing) == (1, 1)
+
+
+def test_a_delivery_mask_drops_an_arrived_message_as_the_simulation_does(net):
+    exchange, counts = exchange_of(net, MissingRule.RENORMALIZE)
+    send(net, 1)
+    send(net, 3)
+    node = exchange.apply(message(0), 0, delivered={1})
+    np.testing.assert_allclose(node["x"], WITHOUT_3)
+    assert (counts.messages_received, counts.messages_missing) == (1, 1)
+    # The simulation's rule on the [N, N] mask gives node 0 the same row.
+    delivered = np.ones((4, 4), bool)
+    delivered[0, 3] = False
+    Wd = np.asarray(renormalize(jnp.asarray(W), jnp.asarray(delivered)))
+    np.testing.assert_allclose(Wd[0], [0.75, 0.25, 0.0, 0.0])
+    np.testing.assert_allclose(Wd[1:], W[1:])  # the other rows heard everything
+    np.testing.assert_allclose((Wd @ X)[0], np.asarray(node["x"]), rtol=1e-6)
+
+
+def test_renormalize_keeps_row_sums_and_moves_each_lost_weight_to_its_receiver():
+    delivered = np.array(
+        [[1, 0, 1, 0], [1, 1, 1, 1], [1, 0, 1, 1], [0, 1, 0, 0]], bool
+    )  # diagonal entries are ignored (node 3's own is False here)
+    Wd = np.asarray(renormalize(jnp.asarray(W), jnp.asarray(delivered)))
+    expected = np.array(
+        [
+            [1.0, 0.0, 0.0, 0.0],  # lost 1 (¼) and 3 (¼)
+            [0.25, 0.5, 0.25, 0.0],  # heard everything
+            [0.0, 0.0, 0.75, 0.25],  # lost 1 (¼)
+            [0.0, 0.0, 0.0, 1.0],  # lost 0 and 2
+        ]
+    )
+    np.testing.assert_allclose(Wd, expected)
+    np.testing.assert_allclose(Wd.sum(1), W.sum(1))
+
+
+def test_wait_blocks_until_the_missing_message_arrives(net):
+    exchange, counts = exchange_of(net, MissingRule.WAIT, deadline_s=0.1)
+    send(net, 1)
+    late = threading.Timer(0.6, send, (net, 3))  # six deadlines later
+    late.start()
+    start = time.monotonic()
+    try:
+        mixed = exchange.apply(message(0), 0)
+    finally:
+        late.join()
+    assert time.monotonic() - start >= 0.5
+    np.testing.assert_allclose(mixed["x"], ALL)  # nothing renormalised away
+    assert (counts.messages_received, counts.messages_missing) == (2, 0)
+
+
+def test_wait_fails_loudly_when_the_message_never_arrives(net):
+    exchange, _ = exchange_of(net, MissingRule.WAIT, deadline_s=0.1, wait_timeout_s=0.5)
+    send(net, 1)
+    with pytest.raises(RuntimeError, match=r"no valid message from \{3: .*must WAIT"):
+        exchange.apply(message(0), 0)
+
+
+def test_wait_refuses_a_delivery_mask_that_drops_a_message(net):
+    exchange, _ = exchange_of(net, MissingRule.WAIT)
+    with pytest.raises(ValueError, match=r"drops \[3\].*must WAIT"):
+        exchange.apply(message(0), 0, delivered={1})
+
+
+def test_plan_refuses_a_missing_message_under_wait():
     with pytest.raises(RuntimeError, match="WAIT"):
-        plan_mix(0, ROW, OWN, {1: FROM_1}, MissingRule.WAIT)
+        plan_mix(0, W[0], message(0), {1: message(1)}, MissingRule.WAIT)
 
 
 def test_mix_keeps_dtypes():

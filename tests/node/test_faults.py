@@ -197,15 +197,6 @@ def test_wait_rule_fails_loudly(tiny):
     assert time.monotonic() - start < 20
 
 
-def test_reuse_last_stands_in_for_missing_messages(tiny):
-    cfg, program, _ = tiny
-    cfg = with_faults(cfg, drop=0.3, rounds=[2, 3, 4], seed=1)
-    result = run_loopback(cfg, program=with_rule(program, MissingRule.REUSE_LAST))
-    missing, _, late = totals(result)
-    assert missing == result.faults.dropped + late
-    assert result.records[-1]["messages_reused"] == missing > 0
-
-
 def test_malicious_frames_are_rejected_and_change_nothing(tiny, monkeypatch, caplog):
     cfg, program, baseline = tiny
     spec = program.spec

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from dfl.algorithms.dsgd import dsgd
+from dfl.algorithms.local import local_update
 from dfl.privacy import (
     add_dp_noise,
     add_message_noise,
@@ -116,7 +117,7 @@ def test_nodes_draw_independent_noise_through_the_algorithm():
     n, d = 4, 5000
     flat = lambda params, batch: 0.0 * jnp.sum(params["x"]) + 0.0 * jnp.sum(batch[0])  # noqa: E731
     grad_fn = private_grad_fn(flat, l2_clip=CLIP, noise_multiplier=SIGMA, expected_batch_size=BATCH)
-    algo = dsgd(flat, optax.sgd(1.0), grad_fn=grad_fn)
+    algo = dsgd(local_update(optax.sgd(1.0), grad_fn))
     state = jax.vmap(algo.init)({"x": jnp.zeros((n, d))}, node_keys(jax.random.key(0), n))
     batches = (jnp.zeros((n, 1, 3, 2)), jnp.zeros((n, 1, 3), jnp.int32), jnp.ones((n, 1, 3)))
     state, _ = jax.jit(make_round(algo, None))(state, batches, None, jax.random.key(9))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from dfl.algorithms import build_algorithm
+from dfl.algorithms import build_algorithm, local_update, value_and_grad
 from dfl.cli import instantiate_optimizer, to_config
 from dfl.config.store import conf_dir
 from dfl.experiment import algorithm_options, validate_config
@@ -68,12 +68,8 @@ def test_every_sweep_combination_composes_and_builds(experiment, combination):
     cfg = compose_config([f"+experiment={experiment}", *combination])
     config = to_config(cfg)
     validate_config(config)
-    algorithm = build_algorithm(
-        config.algorithm.name,
-        lambda p, b: jnp.zeros(()),
-        instantiate_optimizer(cfg),
-        **algorithm_options(config),
-    )
+    local = local_update(instantiate_optimizer(cfg), value_and_grad(lambda p, b: jnp.zeros(())))
+    algorithm = build_algorithm(config.algorithm.name, local, **algorithm_options(config))
     schedule = build_schedule(
         config.topology, config.mixing, seed=config.seed, requirements=algorithm.requirements
     )
