@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
 
 SAVED_CONFIG = "config_resolved.yaml"
 """The resolved config a run writes at its start."""
@@ -46,16 +45,17 @@ def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
     return diffs[:limit] + ([f"... ({len(diffs) - limit} more)"] if len(diffs) > limit else [])
 
 
-def check_run_dir(workdir: str | Path, cfg: DictConfig) -> None:
+def check_run_dir(workdir: str | Path, config: dict[str, Any]) -> None:
     """Refuses to run ``cfg`` in ``workdir`` if that holds a run of another config.
 
     Args:
       workdir: the run's output directory.
-      cfg: the composed config of the new run (compared after resolving).
+      config: the new run's composed config, resolved to plain containers
+        (``OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)``; this module stays free of Hydra).
 
     Raises:
       ValueError: if ``workdir`` holds a finished run (``config_resolved.yaml`` and
-        ``metrics.jsonl``) whose config differs from ``cfg``, naming the first keys
+        ``metrics.jsonl``) whose config differs from ``config``, naming the first keys
         that differ and what to do.
     """
     workdir = Path(workdir)
@@ -63,7 +63,7 @@ def check_run_dir(workdir: str | Path, cfg: DictConfig) -> None:
     if not (saved_path.is_file() and (workdir / FINISHED_MARK).is_file()):
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
-    new = yaml.safe_load(OmegaConf.to_yaml(cfg, resolve=True)) or {}
+    new = yaml.safe_load(yaml.safe_dump(config)) or {}
     if saved == new:
         return
     raise ValueError(

@@ -31,7 +31,9 @@ def main(cfg: DictConfig) -> float:
     from dfl.sim.runner import print_summary, simulate
 
     workdir = Path(HydraConfig.get().runtime.output_dir)
-    user_errors(lambda: check_run_dir(workdir, cfg))
+    user_errors(
+        lambda: check_run_dir(workdir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    )
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def run():

@@ -13,7 +13,15 @@ from omegaconf import OmegaConf
 
 from dfl.config.store import MAX_DIRNAME, run_dirname
 from dfl.rundir import check_run_dir
+
+
 from tests.conftest import compose_config
+
+
+def resolved(overrides: list[str]) -> dict:
+    """The composed config as ``dfl.train`` hands it to the check."""
+    return OmegaConf.to_container(compose_config(overrides), resolve=True, enum_to_str=True)
+
 
 TINY = [
     "topology.n=4",
@@ -48,19 +56,19 @@ def finished_run(workdir: Path, overrides: list[str]) -> None:
 
 
 def test_run_dir_of_another_config_is_refused(tmp_path):
-    check_run_dir(tmp_path, compose_config(["seed=1"]))  # empty directory: fine
+    check_run_dir(tmp_path, resolved(["seed=1"]))  # empty directory: fine
     finished_run(tmp_path, ["seed=0"])
-    check_run_dir(tmp_path, compose_config(["seed=0"]))  # same config: allowed
+    check_run_dir(tmp_path, resolved(["seed=0"]))  # same config: allowed
     with pytest.raises(ValueError, match=r"another config \(seed: 0 -> 1\)"):
-        check_run_dir(tmp_path, compose_config(["seed=1"]))
+        check_run_dir(tmp_path, resolved(["seed=1"]))
     with pytest.raises(ValueError, match=r"algorithm\.name: dsgd -> choco"):
-        check_run_dir(tmp_path, compose_config(["algorithm=choco"]))
+        check_run_dir(tmp_path, resolved(["algorithm=choco"]))
 
 
 def test_unfinished_run_dir_is_reused(tmp_path):
     finished_run(tmp_path, ["seed=0"])
     (tmp_path / "metrics.jsonl").unlink()  # it never wrote a record
-    check_run_dir(tmp_path, compose_config(["seed=1"]))
+    check_run_dir(tmp_path, resolved(["seed=1"]))
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
