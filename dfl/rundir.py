@@ -45,13 +45,14 @@ def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
     return diffs[:limit] + ([f"... ({len(diffs) - limit} more)"] if len(diffs) > limit else [])
 
 
-def check_run_dir(workdir: str | Path, config: dict[str, Any]) -> None:
+def check_run_dir(workdir: str | Path, config: Any) -> None:
     """Refuses to run ``cfg`` in ``workdir`` if that holds a run of another config.
 
     Args:
       workdir: the run's output directory.
       config: the new run's composed config, resolved to plain containers
-        (``OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)``; this module stays free of Hydra).
+        (``OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)``; this
+        module stays free of Hydra).
 
     Raises:
       ValueError: if ``workdir`` holds a finished run (``config_resolved.yaml`` and

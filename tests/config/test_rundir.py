@@ -13,8 +13,6 @@ from omegaconf import OmegaConf
 
 from dfl.config.store import MAX_DIRNAME, run_dirname
 from dfl.rundir import check_run_dir
-
-
 from tests.conftest import compose_config
 
 
