@@ -24,9 +24,9 @@ register()
 def main(cfg: DictConfig) -> float:
     """Runs the simulation; returns the final mean test accuracy (for sweepers)."""
     if cfg.sim.distributed:
-        import jax
+        from dfl.sim.distributed import initialize
 
-        jax.distributed.initialize()
+        user_errors(lambda: initialize(to_config(cfg).sim))
     from dfl.sim.runner import print_summary, simulate
 
     workdir = Path(HydraConfig.get().runtime.output_dir)
