@@ -293,9 +293,7 @@ def stop_children(children: Sequence[Child], grace_s: float = 10.0) -> None:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> None:
     """Runs the deployment and prints its summary table."""
-    from rich.console import Console
-
-    from dfl.metrics.display import summary_table
+    from dfl.metrics.display import print_table, summary_table
     from dfl.node.deploy import run_in_process
 
     config = to_config(cfg)
@@ -314,7 +312,7 @@ def main(cfg: DictConfig) -> None:
         raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
 
     records = user_errors(run)
-    Console().print(
+    print_table(
         summary_table(
             records, title=f"dfl deployment: {config.algorithm.name} over {config.transport.name}"
         )

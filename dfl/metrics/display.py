@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,3 +66,17 @@ def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") 
             cells.append("-" if value is None else fmt.format(value))
         table.add_row(*cells)
     return table
+
+
+def print_table(table: Table, *, file: IO[str] | None = None) -> None:
+    """Prints ``table`` to ``file`` (default stdout) without cutting a cell.
+
+    On a terminal rich fits the table to the window. Off a terminal (a file, a
+    pipe, ``tee``, a SLURM log) rich assumes 80 columns and would shorten cells
+    to ``conse…``; there the console is made as wide as the table needs.
+    """
+    console = Console(file=file)
+    if not console.is_terminal:
+        width = Console(file=file, width=10_000).measure(table).maximum
+        console = Console(file=file, width=max(width, 80))
+    console.print(table)

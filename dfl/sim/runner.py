@@ -27,7 +27,7 @@ from dfl.experiment import (
 )
 from dfl.gossip import FORMS, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
-from dfl.metrics.display import round_progress, summary_table
+from dfl.metrics.display import print_table, round_progress, summary_table
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import header_nbytes
@@ -242,6 +242,4 @@ def simulate(
 
 def print_summary(result: Result) -> None:
     """Prints the summary table of a finished run."""
-    from rich.console import Console
-
-    Console().print(summary_table(result.records, title=f"dfl: {result.experiment.algorithm.name}"))
+    print_table(summary_table(result.records, title=f"dfl: {result.experiment.algorithm.name}"))
