@@ -32,10 +32,19 @@ def instantiate_optimizer(cfg: DictConfig) -> Any:
     return instantiate(cfg.optimizer)
 
 
-def user_errors(fn: Callable[[], T]) -> T:
-    """Runs ``fn``; a config mistake (``ValueError``) exits with its message, not a traceback."""
+def user_errors(fn: Callable[[], T], *, interrupted: str | None = None) -> T:
+    """Runs ``fn``; a config mistake (``ValueError``) exits with its message, not a traceback.
+
+    With ``interrupted``, Ctrl-C exits (status 130) with one line,
+    ``dfl: interrupted: <interrupted>`` (e.g. how to resume).
+    """
     try:
         return fn()
     except (ValueError, FileNotFoundError) as e:
         print(f"dfl: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        print(f"dfl: interrupted: {interrupted}", file=sys.stderr)
+        raise SystemExit(130) from None

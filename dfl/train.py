@@ -16,26 +16,36 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.store import conf_dir, register
+from dfl.resume import record_resume, resume_config, resume_hint
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Runs the simulation; returns the final mean test accuracy (for sweepers)."""
+    """Runs the simulation; returns the final mean test accuracy (for sweepers).
+
+    With ``+resume=RUN_DIR`` the run continues with RUN_DIR's config, in RUN_DIR
+    (:mod:`dfl.resume`).
+    """
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    resumed = user_errors(lambda: resume_config(cfg, list(HydraConfig.get().overrides.task)))
+    cfg = resumed.cfg
     if cfg.sim.distributed:
         from dfl.sim.distributed import initialize
 
         user_errors(lambda: initialize(to_config(cfg).sim))
     from dfl.sim.runner import print_summary, simulate
 
-    workdir = Path(HydraConfig.get().runtime.output_dir)
+    workdir = resumed.run_dir or hydra_dir
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def run():
         return simulate(to_config(cfg), instantiate_optimizer(cfg), workdir=workdir)
 
-    result = user_errors(run)
+    hint = resume_hint("dfl.train", workdir, cfg.checkpoint.every)
+    result = user_errors(run, interrupted=f"stopped; {hint}")
+    record_resume(resumed, hydra_dir)
     print_summary(result)
     print(f"outputs: {workdir}")
     return result.records[-1]["test_accuracy_mean"]

@@ -28,6 +28,7 @@ from dfl.experiment import (
 from dfl.gossip import FORMS, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
 from dfl.metrics.display import print_table, round_progress, summary_table
+from dfl.resume import continue_metrics
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import header_nbytes
@@ -164,6 +165,13 @@ def simulate(
         state, _, saved = resume.restore(state)
         first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
         resumed_dropped = int(saved.get("dp_dropped_examples", 0))
+        if first_round >= cfg.rounds:
+            raise ValueError(
+                f"resume: the checkpoint in {resume.directory} is at round {first_round}, "
+                f"so rounds={cfg.rounds} leaves nothing to run; set rounds > {first_round}"
+            )
+        if workdir is not None:
+            continue_metrics(workdir, first_round)  # one directory holds the whole run
 
     one_node = jax.tree.map(lambda x: x[0], state)
     batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
@@ -171,7 +179,7 @@ def simulate(
     payload_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
     message_bytes = payload_bytes + header_nbytes(payload_bytes, cfg.transport.chunk_bytes)
 
-    writer = MetricsWriter(workdir) if workdir is not None else None
+    writer = MetricsWriter(workdir, append=first_round > 0) if workdir is not None else None
     if workdir is not None:
         meta = run_metadata(
             cfg.seed,
