@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dfl.checkpoint import resolve_resume
+from dfl.checkpoint import Checkpointer, resolve_resume
 from dfl.metrics.writer import MetricsWriter, read_jsonl
 
 log = logging.getLogger("dfl.resume")
@@ -158,6 +158,40 @@ def record_resume(resumed: Resumed, invoked_in: Path) -> None:
     }
     with open(run_dir / RESUMES_FILE, "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def restore_run(
+    resume: Checkpointer,
+    like_state: Any,
+    rounds: int,
+    workdir: str | Path | None,
+    *,
+    close: Sequence[Checkpointer | None] = (),
+) -> tuple[Any, dict[str, Any]]:
+    """Restores a simulation's newest intact checkpoint; returns ``(state, meta)``.
+
+    Keeps ``workdir``'s metrics up to the restored round (:func:`continue_metrics`).
+    On failure the checkpointers in ``close`` are closed before the error propagates.
+
+    Raises:
+      ValueError: if the checkpoint is unreadable or already at ``rounds``.
+    """
+    try:
+        state, _, meta = resume.restore(like_state)
+        done = int(meta["round"])
+        if done >= rounds:
+            raise ValueError(
+                f"resume: the checkpoint in {resume.directory} is at round {done}, "
+                f"so rounds={rounds} leaves nothing to run; set rounds > {done}"
+            )
+    except BaseException:
+        for c in close:
+            if c is not None:
+                c.close()
+        raise
+    if workdir is not None:
+        continue_metrics(workdir, done)  # one directory holds the whole run
+    return state, meta
 
 
 def continue_metrics(workdir: str | Path, rounds_done: int) -> None:

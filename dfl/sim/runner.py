@@ -28,7 +28,7 @@ from dfl.experiment import (
 from dfl.gossip import FORMS, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
 from dfl.metrics.display import print_table, round_progress, summary_table
-from dfl.resume import continue_metrics
+from dfl.resume import restore_run
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import header_nbytes
@@ -162,16 +162,9 @@ def simulate(
     saver, resume = checkpointers(cfg, Path(workdir) if workdir is not None else None, None)
     first_round, resumed_bytes, resumed_dropped = 0, 0.0, 0
     if resume is not None:
-        state, _, saved = resume.restore(state)
+        state, saved = restore_run(resume, state, cfg.rounds, workdir, close=(saver, resume))
         first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
         resumed_dropped = int(saved.get("dp_dropped_examples", 0))
-        if first_round >= cfg.rounds:
-            raise ValueError(
-                f"resume: the checkpoint in {resume.directory} is at round {first_round}, "
-                f"so rounds={cfg.rounds} leaves nothing to run; set rounds > {first_round}"
-            )
-        if workdir is not None:
-            continue_metrics(workdir, first_round)  # one directory holds the whole run
 
     one_node = jax.tree.map(lambda x: x[0], state)
     batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
