@@ -209,8 +209,16 @@ def continue_metrics(workdir: str | Path, rounds_done: int) -> None:
             writer.write(r)
 
 
-def resume_hint(command: str, workdir: str | Path, every: int) -> str:
-    """How to continue a run stopped in ``workdir`` (``checkpoint.every=every``)."""
+def resume_hint(
+    command: str, workdir: str | Path, every: int, *, same_overrides: bool = False
+) -> str:
+    """How to continue a run stopped in ``workdir`` (``checkpoint.every=every``).
+
+    ``same_overrides``: the command needs its other overrides again (a single
+    node, whose id and addresses are not in a run directory's saved config).
+    """
+    if every > 0 and same_overrides:
+        return f"restart python -m {command} with the same overrides plus +resume={workdir}"
     if every > 0:
         return f"continue it with: python -m {command} +resume={workdir}"
     return (

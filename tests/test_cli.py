@@ -126,3 +126,20 @@ def test_multi_host_settings_missing_a_process_id_are_one_line(tmp_path):
     assert out.returncode == 2
     assert "dfl: error:" in out.stderr and "sim.process_id" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_node_help_and_log_are_named_dfl_node(tmp_path):
+    from dfl.node.__main__ import with_job_name
+
+    out = subprocess.run(
+        [sys.executable, "-m", "dfl.node", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("dfl.node is powered by Hydra")
+    assert "__main__" not in out.stdout
+    assert with_job_name(["x", "a=1"]) == ["x", "a=1", "hydra.job.name=dfl.node"]
+    assert with_job_name(["x", "hydra.job.name=mine"]) == ["x", "hydra.job.name=mine"]
