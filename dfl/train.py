@@ -21,6 +21,16 @@ from dfl.resume import record_resume, resume_config, resume_hint
 register()
 
 
+def resolved_yaml(cfg: DictConfig, *, noise_multiplier: float | None = None) -> str:
+    """``config_resolved.yaml``: ``cfg`` resolved; with ``noise_multiplier``, the calibrated σ
+    (``privacy.target_epsilon``) in place of the configured one."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    if noise_multiplier is not None:
+        resolved["privacy"]["noise_multiplier"] = noise_multiplier
+    return OmegaConf.to_yaml(resolved)
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Runs the simulation; returns the final mean test accuracy (for sweepers).
@@ -38,7 +48,7 @@ def main(cfg: DictConfig) -> float:
     from dfl.sim.runner import print_summary, simulate
 
     workdir = resumed.run_dir or hydra_dir
-    (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (workdir / "config_resolved.yaml").write_text(resolved_yaml(cfg))
 
     def run():
         return simulate(to_config(cfg), instantiate_optimizer(cfg), workdir=workdir)
@@ -46,6 +56,9 @@ def main(cfg: DictConfig) -> float:
     hint = resume_hint("dfl.train", workdir, cfg.checkpoint.every)
     result = user_errors(run, interrupted=f"stopped; {hint}")
     record_resume(resumed, hydra_dir)
+    if result.experiment.privacy is not None and cfg.privacy.target_epsilon:
+        sigma = result.experiment.privacy.noise_multiplier
+        (workdir / "config_resolved.yaml").write_text(resolved_yaml(cfg, noise_multiplier=sigma))
     print_summary(result)
     print(f"outputs: {workdir}")
     return result.records[-1]["test_accuracy_mean"]

@@ -143,3 +143,17 @@ def test_node_help_and_log_are_named_dfl_node(tmp_path):
     assert "__main__" not in out.stdout
     assert with_job_name(["x", "a=1"]) == ["x", "a=1", "hydra.job.name=dfl.node"]
     assert with_job_name(["x", "hydra.job.name=mine"]) == ["x", "hydra.job.name=mine"]
+
+
+def test_calibrated_sigma_is_in_the_summary_and_the_resolved_config(tmp_path):
+    import yaml
+
+    out = dfl_train(*TINY, "privacy=dp_sgd_eps", "hydra.run.dir=run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "failed to converge" not in out.stderr
+    sigma = json.loads((tmp_path / "run" / "metadata.json").read_text())["privacy"][
+        "noise_multiplier"
+    ]
+    resolved = yaml.safe_load((tmp_path / "run" / "config_resolved.yaml").read_text())
+    assert resolved["privacy"]["noise_multiplier"] == sigma != 1.0  # 1.0: the uncalibrated default
+    assert f"σ = {sigma:.4f}" in out.stdout and "ε = 8" in out.stdout

@@ -43,9 +43,15 @@ SUMMARY_COLUMNS = (
 EPSILON_COLUMN = ("epsilon", "ε", "{:.2f}")
 
 
-def summary_table(records: Sequence[dict[str, Any]], *, title: str = "dfl run") -> Table:
-    """A table of the evaluated rounds (at most 10 rows: evenly spaced, last included)."""
-    table = Table(title=title, caption="acc: mean/min/max test accuracy over nodes")
+def summary_table(
+    records: Sequence[dict[str, Any]], *, title: str = "dfl run", notes: Sequence[str] = ()
+) -> Table:
+    """A table of the evaluated rounds (at most 10 rows: evenly spaced, last included).
+
+    ``notes``: lines under the table (e.g. the calibrated DP noise multiplier).
+    """
+    caption = "\n".join(["acc: mean/min/max test accuracy over nodes", *notes])
+    table = Table(title=title, caption=caption)
     columns = list(SUMMARY_COLUMNS)
     if any("epsilon" in r for r in records):
         columns.append(EPSILON_COLUMN)

@@ -243,4 +243,18 @@ def simulate(
 
 def print_summary(result: Result) -> None:
     """Prints the summary table of a finished run."""
-    print_table(summary_table(result.records, title=f"dfl: {result.experiment.algorithm.name}"))
+    exp = result.experiment
+    title = f"dfl: {exp.algorithm.name}"
+    print_table(summary_table(result.records, title=title, notes=privacy_notes(exp)))
+
+
+def privacy_notes(exp: Experiment) -> list[str]:
+    """The summary's line on a calibrated σ (``privacy.target_epsilon``); ``[]`` otherwise."""
+    plan = exp.privacy
+    if plan is None or not plan.config.target_epsilon:
+        return []
+    c = plan.config
+    return [
+        f"privacy.noise_multiplier σ = {plan.noise_multiplier:.4f}, calibrated so that the worst "
+        f"node ends at ε = {c.target_epsilon:g} (δ = {c.delta:g}, {c.accountant})"
+    ]
