@@ -144,7 +144,7 @@ def launch_processes(
     from dfl.checkpoint import checkpoint_dir
     from dfl.experiment import build_experiment
     from dfl.metrics import MetricsWriter, read_jsonl
-    from dfl.metrics.display import round_progress
+    from dfl.metrics.display import node_fields, round_progress
     from dfl.node.collect import combine_files, node_dir, write_metadata, write_summary
     from dfl.node.program import build_program
     from dfl.node.setup import run_id
@@ -240,12 +240,9 @@ def launch_processes(
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
                     raise RuntimeError(f"deployment did not finish within {timeout_s}s")
                 statuses = [c.status() for c in children]
-                losses = [st["loss"] for st in statuses if "loss" in st]
-                bar.update(
-                    task,
-                    completed=min(int(st.get("round", 0)) for st in statuses),
-                    loss=f"{sum(losses) / len(losses):.4f}" if losses else "-",
-                )
+                loss, acc = node_fields(statuses)
+                done = min(int(st.get("round", 0)) for st in statuses)
+                bar.update(task, completed=done, loss=loss, acc=acc)
                 time.sleep(0.2)
             bar.update(task, completed=cfg.rounds)
     except BaseException:

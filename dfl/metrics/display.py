@@ -29,6 +29,20 @@ def round_progress(*, enabled: bool = True, console: Console | None = None) -> P
     )
 
 
+def node_fields(statuses: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The progress bar's ``(loss, acc)`` of a deployment: means over the nodes reporting.
+
+    Each status may hold ``loss`` (its last round's train loss) and ``acc`` (its
+    model's test accuracy at its last evaluation); ``-`` where none reports one.
+    """
+
+    def mean(field: str) -> str:
+        values = [float(st[field]) for st in statuses if st.get(field) is not None]
+        return f"{sum(values) / len(values):.4f}" if values else "-"
+
+    return mean("loss"), mean("acc")
+
+
 SUMMARY_COLUMNS = (
     ("round", "round", "{:d}"),
     ("wall_time", "time s", "{:.1f}"),

@@ -27,7 +27,8 @@ from dfl.transport.tcp import TcpTransport, addresses_from
 log = logging.getLogger("dfl.node")
 
 PROGRESS_FILE = "progress.json"
-"""Written by a node after every round: ``{"round", "loss", "time"}`` (the launcher reads it)."""
+"""Written by a node after every round: ``{"round", "loss", "time"}`` and, once it has
+evaluated, ``"acc"`` (the launcher reads it)."""
 
 
 def write_progress(workdir: Path, rounds_done: int, info: dict[str, Any]) -> None:
@@ -104,6 +105,8 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
 
     def on_round(done: int, info: dict[str, Any]) -> None:
         heartbeat.beat(done)
+        if runner.records:  # the accuracy of its last evaluation, for the launcher's bar
+            info = {**info, "acc": runner.records[-1]["test_accuracy_mean"]}
         write_progress(workdir, done, info)
 
     def stop(signum, frame):

@@ -41,3 +41,10 @@ def test_a_narrow_table_keeps_the_default_width():
     text = rendered([])
     assert "consensus" in text and "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_deployment_progress_fields_are_means_over_reporting_nodes():
+    from dfl.metrics.display import node_fields
+
+    assert node_fields([{"loss": 1.0, "acc": 0.5}, {"loss": 2.0}, {}]) == ("1.5000", "0.5000")
+    assert node_fields([{}, {"loss": None}]) == ("-", "-")

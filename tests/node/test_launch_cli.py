@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -90,3 +91,11 @@ def test_an_unresolvable_host_is_one_error_line_from_dfl_node(tmp_path):
     assert out.returncode == 2, out.stderr
     assert "dfl: error: transport.addresses[1]='nohost.invalid:29992'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_deployment_progress_bar_shows_loss_and_accuracy(tmp_path):
+    args = [*TINY, "transport=loopback", "rounds=4", "eval_every=2", "hydra.run.dir=run"]
+    out = dfl("dfl.launch", *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (bar,) = [x for x in (out.stdout + out.stderr).splitlines() if x.startswith("round 4/4")]
+    assert re.search(r"loss \d\.\d{4} acc 0\.\d{4}", bar), bar
