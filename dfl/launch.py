@@ -244,7 +244,8 @@ def launch_processes(
                 done = min(int(st.get("round", 0)) for st in statuses)
                 bar.update(task, completed=done, loss=loss, acc=acc)
                 time.sleep(0.2)
-            bar.update(task, completed=cfg.rounds)
+            loss, acc = node_fields([c.status() for c in children])
+            bar.update(task, completed=cfg.rounds, loss=loss, acc=acc)
     except BaseException:
         stop_children(children)
         raise

@@ -289,7 +289,8 @@ def _wait(d: _Deployment, progress: bool, on_progress) -> None:
             if on_progress is not None:
                 on_progress(done)
             time.sleep(0.05)
-        bar.update(task, completed=min(n.rounds_done for n in d.nodes))
+        loss, acc = node_fields([n.status for n in d.nodes])
+        bar.update(task, completed=min(n.rounds_done for n in d.nodes), loss=loss, acc=acc)
 
 
 def _combine(d: _Deployment) -> list[dict[str, Any]]:
