@@ -25,12 +25,12 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dfl.checkpoint import Checkpointer, resolve_resume
-from dfl.metrics.writer import MetricsWriter, read_jsonl
+if TYPE_CHECKING:  # dfl.checkpoint imports jax and orbax: not at `--help` time
+    from dfl.checkpoint import Checkpointer
 
 log = logging.getLogger("dfl.resume")
 
@@ -116,6 +116,8 @@ def resume_config(cfg: DictConfig, given: Sequence[str], *, node: int | None = N
     """
     from hydra import compose
 
+    from dfl.checkpoint import resolve_resume
+
     if not cfg.get("resume"):
         return Resumed(cfg, list(given))
     resolve_resume(cfg.resume, node)  # fails early, naming where it looked
@@ -200,6 +202,8 @@ def continue_metrics(workdir: str | Path, rounds_done: int) -> None:
     The rounds after the restored checkpoint are run again; their old records
     (from a run that went on past its last intact checkpoint) are dropped.
     """
+    from dfl.metrics.writer import MetricsWriter, read_jsonl
+
     path = Path(workdir) / "metrics.jsonl"
     if not path.exists():
         return

@@ -8,6 +8,7 @@ config and overrides), ``config_resolved.yaml``, ``metadata.json``,
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import hydra
@@ -59,6 +60,10 @@ def main(cfg: DictConfig) -> float:
     if result.experiment.privacy is not None and cfg.privacy.target_epsilon:
         sigma = result.experiment.privacy.noise_multiplier
         (workdir / "config_resolved.yaml").write_text(resolved_yaml(cfg, noise_multiplier=sigma))
+    if resumed.run_dir is not None:  # the whole run, not only the rounds run now
+        from dfl.metrics.writer import read_jsonl
+
+        result = dataclasses.replace(result, records=read_jsonl(workdir / "metrics.jsonl"))
     print_summary(result)
     print(f"outputs: {workdir}")
     return result.records[-1]["test_accuracy_mean"]

@@ -96,6 +96,8 @@ def test_resume_alone_continues_the_run_in_its_own_directory(tmp_path):
     assert not (tmp_path / "again" / "metrics.jsonl").exists()
     assert f"outputs: {run.resolve()}" in more.stdout
     assert len((run / "resumes.jsonl").read_text().splitlines()) == 1
+    rows = [line.split("│")[1].strip() for line in more.stdout.splitlines() if line[:1] == "│"]
+    assert rows == ["1", "2", "3", "4"]  # the summary shows the whole run
 
 
 def test_resume_refuses_a_different_seed_naming_both_values(tmp_path):
