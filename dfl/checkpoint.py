@@ -166,8 +166,18 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
-        """The JSON metadata of checkpoint ``step`` (default: the newest)."""
-        step = self._step(step)
+        """The JSON metadata of checkpoint ``step`` (default: the newest readable one)."""
+        if step is not None:
+            return self._read_meta(step)
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        for s in steps[:-1]:
+            try:
+                return self._read_meta(s)
+            except Exception:  # unreadable: restore() sets it aside and says so
+                continue
+        return self._read_meta(self._step(steps[-1] if steps else None))
+
+    def _read_meta(self, step: int) -> dict[str, Any]:
         restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         return dict(restored["meta"])
 
@@ -221,7 +231,7 @@ class Checkpointer:
         self, step: int, like_state: Any, like_extra: Any
     ) -> tuple[Any, Any, dict[str, Any]]:
         try:
-            meta = self.read_meta(step)
+            meta = self._read_meta(step)
             items = {"state": ocp.args.StandardRestore(_abstract(like_state))}
             if meta.get("has_extra") and like_extra is not None:
                 items["extra"] = ocp.args.StandardRestore(_abstract(like_extra))

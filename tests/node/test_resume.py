@@ -135,3 +135,24 @@ def test_resuming_a_finished_run_without_more_rounds_says_so(tmp_path):
     simulate(cfg, opt)
     with pytest.raises(ValueError, match="at round 20, so rounds=20 leaves nothing to run"):
         simulate(replace(cfg, resume=str(tmp_path / "ck")), opt)
+
+
+def test_deployment_resumes_from_the_newest_intact_checkpoints(tiny, tmp_path, caplog):
+    cfg, program, baseline = tiny
+    cfg = replace(cfg, **{"checkpoint.every": 2})
+    run_loopback(cfg, program=program, workdir=tmp_path, stop_round=5)  # checkpoints 2 and 4
+    for i in range(cfg.topology.n):
+        step = tmp_path / "nodes" / f"node_{i}" / "checkpoints" / "4"
+        if i % 2:
+            (step / "meta" / "metadata").write_bytes(b"\x00garbage")  # unreadable JSON
+        else:
+            corrupt(step, "flipped")
+    with caplog.at_level("WARNING", logger="dfl.checkpoint"):
+        resumed = run_loopback(
+            replace(cfg, resume=str(tmp_path)), program=program, workdir=tmp_path
+        )
+    for i in range(cfg.topology.n):
+        assert_equal(node_params(resumed, i), node_params(baseline, i))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == cfg.topology.n
+    assert all("resuming from checkpoint 2 instead" in w for w in warnings)
