@@ -6,7 +6,13 @@ A checkpoint holds what a run needs to continue exactly where it stopped:
   node's for a deployed node), which includes the local optimizer's state and
   the compressor/privacy state; typed PRNG keys are stored as their key data.
 * ``extra``: other pytrees saved beside the state (optional).
-* ``meta``: JSON: the next round to run and the counters (bytes, messages).
+* ``meta``: JSON: the next round to run and the counters (bytes, messages),
+  and a digest of ``state`` and ``extra``.
+
+Restoring the newest checkpoint checks it against its digest; one that cannot
+be read or does not match (a torn write, a damaged disk) is set aside as
+``STEP.corrupt`` and the newest intact one is restored instead, with a warning
+naming both.
 
 No key or data-pipeline RNG state needs saving: every key of round ``t`` is
 derived from the seed and ``t`` (:meth:`dfl.experiment.Experiment.stream`),
@@ -23,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -64,6 +71,22 @@ def _from_saved(saved: Any, like: Any) -> Any:
         return s
 
     return jax.tree.map(leaf, saved, like)
+
+
+def digest(tree: Any) -> str | None:
+    """A hex digest of every leaf's dtype, shape and bytes (``None``: not all on this host)."""
+    h = hashlib.blake2b(digest_size=16)
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return None
+        x = np.ascontiguousarray(leaf)
+        h.update(f"{x.dtype.str}{x.shape}".encode())
+        h.update(x.reshape(-1).view(np.uint8).data if x.size else b"")
+    return h.hexdigest()
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint that cannot be read back or does not match its digest."""
 
 
 def resolve_resume(path: str | Path, node: int | None = None) -> Path:
@@ -130,12 +153,11 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, *, meta: dict[str, Any], extra: Any = None) -> None:
         """Saves ``state`` (and ``extra``) with JSON ``meta`` as checkpoint ``step``."""
-        items = {
-            "state": ocp.args.StandardSave(_to_saveable(state)),
-            "meta": ocp.args.JsonSave({**meta, "has_extra": extra is not None}),
-        }
+        state, extra = _to_saveable(state), None if extra is None else _to_saveable(extra)
+        meta = {**meta, "has_extra": extra is not None, "digest": digest((state, extra))}
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         if extra is not None:
-            items["extra"] = ocp.args.StandardSave(_to_saveable(extra))
+            items["extra"] = ocp.args.StandardSave(extra)
         self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         log.info("checkpoint %d saved in %s", step, self.directory)
 
@@ -144,36 +166,101 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
-        """The JSON metadata of checkpoint ``step`` (default: the newest)."""
-        step = self._step(step)
+        """The JSON metadata of checkpoint ``step`` (default: the newest readable one)."""
+        if step is not None:
+            return self._read_meta(step)
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        for s in steps[:-1]:
+            try:
+                return self._read_meta(s)
+            except Exception:  # unreadable: restore() sets it aside and says so
+                continue
+        return self._read_meta(self._step(steps[-1] if steps else None))
+
+    def _read_meta(self, step: int) -> dict[str, Any]:
         restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         return dict(restored["meta"])
 
     def restore(
         self, like_state: Any, *, step: int | None = None, like_extra: Any = None
     ) -> tuple[Any, Any, dict[str, Any]]:
-        """Restores checkpoint ``step`` (default: the newest).
+        """Restores checkpoint ``step`` (default: the newest intact one).
+
+        Without ``step``, a newer checkpoint that cannot be read or does not
+        match its digest is renamed ``STEP.corrupt`` (so that this run can
+        save that step again) and logged, and the next older one is tried.
 
         Args:
           like_state: a state of the saved structure (arrays or shape structs;
             typed keys where keys were saved).
-          step: the step to restore.
+          step: the step to restore (no fallback).
           like_extra: the structure of ``extra`` if one was saved.
 
         Returns:
           ``(state, extra, meta)``; ``extra`` is ``None`` if none was saved.
+
+        Raises:
+          FileNotFoundError: if there is no checkpoint.
+          CorruptCheckpointError: if ``step``, or every checkpoint, is unreadable.
         """
-        step = self._step(step)
-        meta = self.read_meta(step)
-        items = {"state": ocp.args.StandardRestore(_abstract(like_state))}
-        if meta.get("has_extra") and like_extra is not None:
-            items["extra"] = ocp.args.StandardRestore(_abstract(like_extra))
-        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        if step is not None:
+            return self._restore_step(step, like_state, like_extra)
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        failures: list[str] = []
+        for s in steps:
+            try:
+                restored = self._restore_step(s, like_state, like_extra)
+            except CorruptCheckpointError as e:
+                failures.append(str(e))
+                continue
+            if failures:
+                self._set_aside([t for t in steps if t > s])
+                log.warning(
+                    "%s; resuming from checkpoint %d instead (the newest intact one)",
+                    "; ".join(failures),
+                    s,
+                )
+            return restored
+        raise CorruptCheckpointError(
+            f"no checkpoint in {self.directory} can be restored: " + "; ".join(failures)
+        )
+
+    def _restore_step(
+        self, step: int, like_state: Any, like_extra: Any
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        try:
+            meta = self._read_meta(step)
+            items = {"state": ocp.args.StandardRestore(_abstract(like_state))}
+            if meta.get("has_extra") and like_extra is not None:
+                items["extra"] = ocp.args.StandardRestore(_abstract(like_extra))
+            restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as e:  # orbax/tensorstore raise many kinds (ZSTD, JSON, missing files)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CorruptCheckpointError(
+                f"checkpoint {step} in {self.directory} is unreadable ({type(e).__name__}: {first})"
+            ) from e
+        saved_extra = restored["extra"] if "extra" in items else None
+        expected = meta.get("digest")  # None: saved before digests were kept
+        whole = saved_extra is not None or not meta.get("has_extra")
+        if expected is not None and whole:
+            found = digest((restored["state"], saved_extra))
+            if found is not None and found != expected:
+                raise CorruptCheckpointError(
+                    f"checkpoint {step} in {self.directory} does not match its digest "
+                    f"(saved {expected}, read {found})"
+                )
         state = _from_saved(restored["state"], like_state)
-        extra = None
-        if "extra" in items:
-            extra = _from_saved(restored["extra"], like_extra)
+        extra = None if saved_extra is None else _from_saved(saved_extra, like_extra)
         return state, extra, meta
+
+    def _set_aside(self, steps: list[int]) -> None:
+        for s in steps:
+            path = self.directory / str(s)
+            if path.exists():
+                path.rename(path.with_name(f"{s}.corrupt"))
+        self._manager.reload()
 
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step

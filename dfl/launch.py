@@ -144,7 +144,7 @@ def launch_processes(
     from dfl.checkpoint import checkpoint_dir
     from dfl.experiment import build_experiment
     from dfl.metrics import MetricsWriter, read_jsonl
-    from dfl.metrics.display import round_progress
+    from dfl.metrics.display import node_fields, round_progress
     from dfl.node.collect import combine_files, node_dir, write_metadata, write_summary
     from dfl.node.program import build_program
     from dfl.node.setup import run_id
@@ -240,14 +240,12 @@ def launch_processes(
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
                     raise RuntimeError(f"deployment did not finish within {timeout_s}s")
                 statuses = [c.status() for c in children]
-                losses = [st["loss"] for st in statuses if "loss" in st]
-                bar.update(
-                    task,
-                    completed=min(int(st.get("round", 0)) for st in statuses),
-                    loss=f"{sum(losses) / len(losses):.4f}" if losses else "-",
-                )
+                loss, acc = node_fields(statuses)
+                done = min(int(st.get("round", 0)) for st in statuses)
+                bar.update(task, completed=done, loss=loss, acc=acc)
                 time.sleep(0.2)
-            bar.update(task, completed=cfg.rounds)
+            loss, acc = node_fields([c.status() for c in children])
+            bar.update(task, completed=cfg.rounds, loss=loss, acc=acc)
     except BaseException:
         stop_children(children)
         raise
@@ -292,29 +290,39 @@ def stop_children(children: Sequence[Child], grace_s: float = 10.0) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Runs the deployment and prints its summary table."""
-    from rich.console import Console
+    """Runs the deployment and prints its summary table.
 
-    from dfl.metrics.display import summary_table
+    ``+resume=RUN_DIR`` continues RUN_DIR's run with its config, in RUN_DIR
+    (:mod:`dfl.resume`); Ctrl-C stops every node and says how to resume.
+    """
+    from dfl.metrics.display import print_table, summary_table
+    from dfl.node.addresses import check_addresses
     from dfl.node.deploy import run_in_process
+    from dfl.resume import record_resume, resume_config, resume_hint
 
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    given = list(HydraConfig.get().overrides.task)
+    resumed = user_errors(lambda: resume_config(cfg, given, node=0))
+    cfg = resumed.cfg
     config = to_config(cfg)
-    workdir = Path(HydraConfig.get().runtime.output_dir)
+    workdir = resumed.run_dir or hydra_dir
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def run() -> list[dict[str, Any]]:
+        check_addresses(config)
         if config.transport.name == "loopback":
             optimizer = instantiate_optimizer(cfg)
             return run_in_process(config, optimizer, workdir=workdir, progress=True).records
         if config.transport.name == "tcp":
-            overrides = list(HydraConfig.get().overrides.task)
             return launch_processes(
-                config, overrides, workdir, optimizer=instantiate_optimizer(cfg)
+                config, resumed.overrides, workdir, optimizer=instantiate_optimizer(cfg)
             )
         raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
 
-    records = user_errors(run)
-    Console().print(
+    hint = resume_hint("dfl.launch", workdir, config.checkpoint.every)
+    records = user_errors(run, interrupted=f"every node was stopped; {hint}")
+    record_resume(resumed, hydra_dir)
+    print_table(
         summary_table(
             records, title=f"dfl deployment: {config.algorithm.name} over {config.transport.name}"
         )

@@ -52,15 +52,22 @@ class SimConfig:
         several hosts with ``distributed``); ``topology.n`` must be divisible
         by the number of devices.
       distributed: call ``jax.distributed.initialize()`` before anything else
-        (multi-host runs; the coordinator comes from the environment, e.g.
-        ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``,
-        or a cluster manager JAX detects).
+        (multi-host runs; see :mod:`dfl.sim.distributed`).
+      coordinator_address: ``host:port`` of process 0 (default
+        ``$JAX_COORDINATOR_ADDRESS``; empty and unset: a cluster manager JAX
+        detects, e.g. SLURM).
+      num_processes: the number of processes (default ``$JAX_NUM_PROCESSES``).
+      process_id: this process's id, ``0..num_processes-1`` (default
+        ``$JAX_PROCESS_ID``).
     """
 
     gossip: str = "auto"
     progress: bool = True
     shard_nodes: bool = False
     distributed: bool = False
+    coordinator_address: str = ""
+    num_processes: int | None = None
+    process_id: int | None = None
 
 
 @dataclasses.dataclass

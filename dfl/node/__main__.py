@@ -14,6 +14,7 @@ connections that prove the run's shared secret.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.store import conf_dir, register
+from dfl.resume import resume_hint
 
 register()
 
@@ -35,8 +37,24 @@ def main(cfg: DictConfig) -> None:
     workdir = Path(config.node.workdir or HydraConfig.get().runtime.output_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    user_errors(lambda: run_node(config, instantiate_optimizer(cfg), workdir))
+    hint = resume_hint("dfl.node", workdir, config.checkpoint.every, same_overrides=True)
+    user_errors(
+        lambda: run_node(config, instantiate_optimizer(cfg), workdir),
+        interrupted=f"node {config.node.id} stopped; {hint}",
+    )
+
+
+JOB_NAME = "dfl.node"
+"""Hydra's job name (its ``--help`` title and ``<job name>.log``), instead of ``__main__``."""
+
+
+def with_job_name(argv: list[str]) -> list[str]:
+    """``argv`` naming the Hydra job :data:`JOB_NAME` unless it names one already."""
+    if any(a.startswith("hydra.job.name=") for a in argv[1:]):
+        return argv
+    return [*argv, f"hydra.job.name={JOB_NAME}"]
 
 
 if __name__ == "__main__":
+    sys.argv = with_job_name(sys.argv)
     main()

@@ -75,6 +75,7 @@ class _Node:
         self.endpoint: Any = None
         self.threads: list[threading.Thread] = []
         self.rounds_done = 0
+        self.status: dict[str, Any] = {}  # last loss and accuracy, for the progress bar
 
     def start(self, *, restarted: bool = False) -> None:
         thread = threading.Thread(
@@ -104,6 +105,9 @@ class _Node:
 
         def on_round(done: int, info: dict) -> None:
             self.rounds_done = done
+            self.status = {"loss": info.get("loss")}
+            if runner.records:
+                self.status["acc"] = runner.records[-1]["test_accuracy_mean"]
 
         runner = NodeRunner(
             d.program,
@@ -278,17 +282,19 @@ def run_in_process(
 
 
 def _wait(d: _Deployment, progress: bool, on_progress) -> None:
-    from dfl.metrics.display import round_progress
+    from dfl.metrics.display import node_fields, round_progress
 
     with round_progress(enabled=progress) as bar:
         task = bar.add_task("nodes", total=d.cfg.rounds, loss="-", acc="-")
         while any(n.alive() for n in d.nodes):
             done = [n.rounds_done for n in d.nodes]
-            bar.update(task, completed=min(done))
+            loss, acc = node_fields([n.status for n in d.nodes])
+            bar.update(task, completed=min(done), loss=loss, acc=acc)
             if on_progress is not None:
                 on_progress(done)
             time.sleep(0.05)
-        bar.update(task, completed=min(n.rounds_done for n in d.nodes))
+        loss, acc = node_fields([n.status for n in d.nodes])
+        bar.update(task, completed=min(n.rounds_done for n in d.nodes), loss=loss, acc=acc)
 
 
 def _combine(d: _Deployment) -> list[dict[str, Any]]:

@@ -15,7 +15,9 @@ import optax
 from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
 from dfl.experiment import build_experiment
-from dfl.node.program import build_program
+from dfl.node.addresses import check_addresses
+from dfl.node.heartbeat import Heartbeat
+from dfl.node.program import build_program, senders_of
 from dfl.node.runner import NodeResult, NodeRunner
 from dfl.node.setup import rounds_ahead, run_id
 from dfl.transport.auth import SECRET_ENV, load_secret
@@ -25,7 +27,8 @@ from dfl.transport.tcp import TcpTransport, addresses_from
 log = logging.getLogger("dfl.node")
 
 PROGRESS_FILE = "progress.json"
-"""Written by a node after every round: ``{"round", "loss", "time"}`` (the launcher reads it)."""
+"""Written by a node after every round: ``{"round", "loss", "time"}`` and, once it has
+evaluated, ``"acc"`` (the launcher reads it)."""
 
 
 def write_progress(workdir: Path, rounds_done: int, info: dict[str, Any]) -> None:
@@ -75,6 +78,14 @@ def node_secret(cfg: Config, node: int) -> bytes | None:
     return secret
 
 
+def _wait_limit(cfg: Config):
+    phrase = (
+        f"up to node.first_deadline_s={cfg.node.first_deadline_s:g}s in its first round, "
+        f"node.deadline_s={cfg.node.deadline_s:g}s after"
+    )
+    return lambda t: phrase
+
+
 def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path) -> NodeResult:
     """Runs node ``cfg.node.id`` to the end of the run; SIGTERM stops it cleanly.
 
@@ -87,8 +98,16 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
         raise ValueError(f"node.id={node} is not a node of this run (0..{exp.n - 1})")
     program = build_program(exp)
     workdir.mkdir(parents=True, exist_ok=True)
+    check_addresses(cfg)
     saver, resume = checkpointers(cfg, workdir, node)
     transport = make_transport(cfg, node, exp.n)
+    heartbeat = Heartbeat(node, senders_of(exp.schedule, node), _wait_limit(cfg)).start()
+
+    def on_round(done: int, info: dict[str, Any]) -> None:
+        heartbeat.beat(done)
+        if runner.records:  # the accuracy of its last evaluation, for the launcher's bar
+            info = {**info, "acc": runner.records[-1]["test_accuracy_mean"]}
+        write_progress(workdir, done, info)
 
     def stop(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -102,7 +121,7 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
             workdir=workdir,
             checkpointer=saver,
             resume=resume,
-            on_round=lambda done, info: write_progress(workdir, done, info),
+            on_round=on_round,
         )
         result = runner.run()
         log.info("node %d finished: %s", node, result.counters)
@@ -113,6 +132,7 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        heartbeat.stop()
         transport.close()
         for c in (saver, resume):
             if c is not None:

@@ -27,7 +27,8 @@ from dfl.experiment import (
 )
 from dfl.gossip import FORMS, make_mixer
 from dfl.metrics import MetricsWriter, run_metadata
-from dfl.metrics.display import round_progress, summary_table
+from dfl.metrics.display import print_table, round_progress, summary_table
+from dfl.resume import restore_run
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import header_nbytes
@@ -160,7 +161,7 @@ def simulate(
     saver, resume = checkpointers(cfg, Path(workdir) if workdir is not None else None, None)
     first_round, resumed_bytes, resumed_dropped = 0, 0.0, 0
     if resume is not None:
-        state, _, saved = resume.restore(state)
+        state, saved = restore_run(resume, state, cfg.rounds, workdir, close=(saver, resume))
         first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
         resumed_dropped = int(saved.get("dp_dropped_examples", 0))
 
@@ -170,7 +171,7 @@ def simulate(
     payload_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
     message_bytes = payload_bytes + header_nbytes(payload_bytes, cfg.transport.chunk_bytes)
 
-    writer = MetricsWriter(workdir) if workdir is not None else None
+    writer = MetricsWriter(workdir, append=first_round > 0) if workdir is not None else None
     if workdir is not None:
         meta = run_metadata(
             cfg.seed,
@@ -242,6 +243,18 @@ def simulate(
 
 def print_summary(result: Result) -> None:
     """Prints the summary table of a finished run."""
-    from rich.console import Console
+    exp = result.experiment
+    title = f"dfl: {exp.algorithm.name}"
+    print_table(summary_table(result.records, title=title, notes=privacy_notes(exp)))
 
-    Console().print(summary_table(result.records, title=f"dfl: {result.experiment.algorithm.name}"))
+
+def privacy_notes(exp: Experiment) -> list[str]:
+    """The summary's line on a calibrated σ (``privacy.target_epsilon``); ``[]`` otherwise."""
+    plan = exp.privacy
+    if plan is None or not plan.config.target_epsilon:
+        return []
+    c = plan.config
+    return [
+        f"privacy.noise_multiplier σ = {plan.noise_multiplier:.4f}, calibrated so that the worst "
+        f"node ends at ε = {c.target_epsilon:g} (δ = {c.delta:g}, {c.accountant})"
+    ]

@@ -71,3 +71,88 @@ def test_stateful_deployment_resumes_exactly(tmp_path, extra):
     for i in range(cfg.topology.n):
         assert_equal(node_params(resumed, i), node_params(straight, i))
         assert_equal(resumed.nodes[i].state, straight.nodes[i].state)  # every state leaf
+
+
+def corrupt(step_dir, how: str) -> None:
+    """Overwrites bytes of every array data file of a checkpoint (as a damaged disk would)."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files
+    for f in files:
+        data = bytearray(f.read_bytes())
+        if how == "zeroed":  # unreadable: the compressed stream breaks
+            data[:] = bytes(len(data))
+        else:  # flipped: still decompresses, to wrong numbers
+            mid = len(data) // 2
+            data[mid : mid + 16] = bytes(b ^ 0xFF for b in data[mid : mid + 16])
+        f.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["zeroed", "flipped"])
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, caplog, how):
+    cfg, opt = compose_config("checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
+    straight = simulate(cfg, opt)
+    corrupt(tmp_path / "ck" / "20", how)
+    with caplog.at_level("WARNING", logger="dfl.checkpoint"):
+        resumed = simulate(replace(cfg, resume=str(tmp_path / "ck")), opt)
+    assert_equal(resumed.state, straight.state)  # rounds 11..20 ran again from checkpoint 10
+    assert [r["round"] for r in resumed.records] == [20]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "checkpoint 20" in warning and "resuming from checkpoint 10 instead" in warning
+    # set aside, and saved again by the resumed run
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["10", "20", "20.corrupt"]
+
+
+def test_every_checkpoint_corrupt_is_one_error_naming_each(tmp_path):
+    from dfl.checkpoint import CorruptCheckpointError
+
+    cfg, opt = compose_config("checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
+    simulate(cfg, opt)
+    for step in ("10", "20"):
+        corrupt(tmp_path / "ck" / step, "flipped")
+    with pytest.raises(CorruptCheckpointError, match="can be restored") as e:
+        simulate(replace(cfg, resume=str(tmp_path / "ck")), opt)
+    assert "checkpoint 20" in str(e.value) and "checkpoint 10" in str(e.value)
+    assert isinstance(e.value, ValueError)  # the CLI prints it as one `dfl: error:` line
+
+
+def test_resumed_simulation_continues_the_runs_metrics_file(tmp_path):
+    cfg, opt = compose_config("checkpoint.every=10", "eval_every=5")
+    run = tmp_path / "run"
+    straight = simulate(cfg, opt, workdir=run)
+    shutil.rmtree(run / "checkpoints" / "20")  # stopped after round 10 (records 15, 20 too)
+    longer = replace(cfg, resume=str(run), rounds=30)
+    simulate(longer, opt, workdir=run)
+    records = read_jsonl(run / "metrics.jsonl")
+    assert [r["round"] for r in records] == [5, 10, 15, 20, 25, 30]
+    for before, after in zip(straight.records, records[:4], strict=True):
+        assert after["test_accuracy_mean"] == before["test_accuracy_mean"]
+    csv_rounds = [line.split(",", 1)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+    assert csv_rounds == ["round", "5", "10", "15", "20", "25", "30"]
+
+
+def test_resuming_a_finished_run_without_more_rounds_says_so(tmp_path):
+    cfg, opt = compose_config("checkpoint.every=10", f"checkpoint.dir={tmp_path / 'ck'}")
+    simulate(cfg, opt)
+    with pytest.raises(ValueError, match="at round 20, so rounds=20 leaves nothing to run"):
+        simulate(replace(cfg, resume=str(tmp_path / "ck")), opt)
+
+
+def test_deployment_resumes_from_the_newest_intact_checkpoints(tiny, tmp_path, caplog):
+    cfg, program, baseline = tiny
+    cfg = replace(cfg, **{"checkpoint.every": 2})
+    run_loopback(cfg, program=program, workdir=tmp_path, stop_round=5)  # checkpoints 2 and 4
+    for i in range(cfg.topology.n):
+        step = tmp_path / "nodes" / f"node_{i}" / "checkpoints" / "4"
+        if i % 2:
+            (step / "meta" / "metadata").write_bytes(b"\x00garbage")  # unreadable JSON
+        else:
+            corrupt(step, "flipped")
+    with caplog.at_level("WARNING", logger="dfl.checkpoint"):
+        resumed = run_loopback(
+            replace(cfg, resume=str(tmp_path)), program=program, workdir=tmp_path
+        )
+    for i in range(cfg.topology.n):
+        assert_equal(node_params(resumed, i), node_params(baseline, i))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == cfg.topology.n
+    assert all("resuming from checkpoint 2 instead" in w for w in warnings)
