@@ -26,7 +26,15 @@ MATH = (
 """The pure math layer: no I/O, no runner, no transport, no Hydra."""
 RUNTIME = ("sim", "node", "transport", "launch", "train", "metrics", "checkpoint", "report")
 HYDRA = ("hydra", "omegaconf")
-ENTRY_POINTS = ("train.py", "launch.py", "inspect.py", "report", "cli.py", "node/__main__.py")
+ENTRY_POINTS = (
+    "train.py",
+    "launch.py",
+    "inspect.py",
+    "report",
+    "cli.py",
+    "resume.py",  # re-composes a run's saved overrides for +resume (train and launch)
+    "node/__main__.py",
+)
 """Where Hydra may be used (besides the config schema's store)."""
 
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
