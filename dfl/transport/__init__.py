@@ -2,9 +2,17 @@
 
 * :mod:`dfl.transport.wire`: frames, headers, checksums, :class:`WireSpec`,
   :func:`message_nbytes` (the exact bytes of one message on the wire).
-* :mod:`dfl.transport.inbox`: validation and reassembly of incoming frames.
+* :mod:`dfl.transport.validate`: pure header checks, each returning a reason
+  (shared by every backend and tcp's connection handshake).
+* :mod:`dfl.transport.reassembly`: chunks into messages, and who owns each buffer.
+* :mod:`dfl.transport.ledger`: per-message states, delivered and rejected messages.
+* :mod:`dfl.transport.inbox`: the lock, the wait for a round, the liveness notices.
+* :mod:`dfl.transport.counts`: frames, messages and bytes received.
 * :mod:`dfl.transport.faults`: reproducible fault injection.
+* :mod:`dfl.transport.base`: the :class:`Transport` protocol and
+  :class:`FramedTransport`, which the backends build on.
 * :mod:`dfl.transport.loopback`, :mod:`dfl.transport.tcp`: the backends.
+* :mod:`dfl.transport.factory`: the registry of backends and ``make_network``.
 
 Transports import no algorithm: they move validated bytes.
 """

@@ -19,7 +19,7 @@ from dfl.transport import (
     encode_payload,
     message_nbytes,
 )
-from dfl.transport.inbox import RoundBytes
+from dfl.transport.counts import RoundBytes
 from dfl.transport.wire import frame_bytes, run_digest
 
 TREE = {"w": jnp.arange(3000, dtype=jnp.float32).reshape(100, 30), "b": jnp.ones(7)}
