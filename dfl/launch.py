@@ -123,7 +123,7 @@ def launch_processes(
     progress: bool = True,
     timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process over tcp.
+    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process (e.g. over tcp).
 
     Args:
       cfg: the run's config.
@@ -163,7 +163,7 @@ def launch_processes(
     rid = run_id(cfg)
     common = [
         *_filtered(overrides),
-        "transport.name=tcp",
+        f"transport.name={getattr(t.name, 'value', t.name)}",
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
@@ -297,21 +297,20 @@ def main(cfg: DictConfig) -> None:
 
     from dfl.metrics.display import summary_table
     from dfl.node.deploy import run_in_process
+    from dfl.transport.factory import backend
 
     config = to_config(cfg)
     workdir = Path(HydraConfig.get().runtime.output_dir)
     (workdir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def run() -> list[dict[str, Any]]:
-        if config.transport.name == "loopback":
-            optimizer = instantiate_optimizer(cfg)
-            return run_in_process(config, optimizer, workdir=workdir, progress=True).records
-        if config.transport.name == "tcp":
+        if backend(config.transport.name).processes:
             overrides = list(HydraConfig.get().overrides.task)
             return launch_processes(
                 config, overrides, workdir, optimizer=instantiate_optimizer(cfg)
             )
-        raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
+        optimizer = instantiate_optimizer(cfg)
+        return run_in_process(config, optimizer, workdir=workdir, progress=True).records
 
     records = user_errors(run)
     Console().print(

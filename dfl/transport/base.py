@@ -121,7 +121,8 @@ class FramedTransport(abc.ABC):
       :attr:`inbox` from their own threads (:meth:`Inbox.begin`/:meth:`Inbox.end`
       or :meth:`Inbox.feed`) and keep ``_pumps = False``.
     * :meth:`close` (``drain``): a backend closes its own resources, then calls
-      ``super().close(drain=...)``.
+      ``super().close(drain=...)``; :meth:`crash` (default ``close(drain=False)``)
+      stops as a killed process would.
     * :attr:`inbox`, :attr:`faults`, :attr:`sent`: shared state a backend may read.
     """
 
@@ -237,6 +238,13 @@ class FramedTransport(abc.ABC):
         }
 
     _pumps = False
+
+    def crash(self) -> None:
+        """Stops abruptly, as a killed process would: delayed frames are lost.
+
+        Backends with queued sends override it to drop those too.
+        """
+        self.close(drain=False)
 
     def close(self, *, drain: bool = True) -> None:
         """Delivers delayed frames (``drain``; else drops them), wakes any waiting receive."""

@@ -119,10 +119,6 @@ class LoopbackTransport(FramedTransport):
             except queue.Empty:
                 return True
 
-    def crash(self) -> None:
-        """Leaves the network abruptly (no end-of-run notice, delayed frames lost)."""
-        self.close(drain=False)
-
     def close(self, *, drain: bool = True) -> None:
         """Delivers delayed frames, leaves the network and wakes a waiting receive."""
         super().close(drain=drain)

@@ -82,12 +82,18 @@ class BufferPool:
             self._free.append(buf)
             del self._free[: max(0, len(self._free) - self.capacity)]
 
-    def lend(self, buf: np.ndarray) -> np.ndarray:
-        """A lease on ``buf``: a view to decode from; ``buf`` is free again once the
-        lease and every array viewing it are gone."""
-        lease = buf.view()
-        weakref.finalize(lease, self._returned.append, buf)
-        return lease
+    def lend(self, buf: np.ndarray) -> memoryview:
+        """A lease on ``buf``: a byte view to decode from; ``buf`` is free again once
+        the lease and everything made from it (leaves, views) are gone.
+
+        The lease is a ``memoryview`` of a private array view: numpy arrays made
+        from it (``np.frombuffer``, and their views) refer to it, whereas a
+        numpy view of an array would refer straight to ``buf`` (numpy collapses
+        view chains) and outlive the lease unnoticed.
+        """
+        owner = buf.view()
+        weakref.finalize(owner, self._returned.append, buf)
+        return owner.data
 
     @property
     def free(self) -> int:
