@@ -399,13 +399,30 @@ class Inbox:
     def _patience(
         self, peer: int, round_: int, deadline: float, extend: float, cap: float | None
     ) -> float:
-        """When to stop waiting for ``peer``: later while it reports waiting for an
-        older round, never after ``cap``."""
-        end = deadline
+        """When to stop waiting for ``peer``: at ``deadline`` (or ``cap`` if sooner),
+        later while it reports waiting for an older round itself."""
+        end = deadline if cap is None else min(deadline, cap)
         waiting = self._waiting.get(peer)
         if extend > 0 and waiting is not None and waiting[0] < round_:
-            end = max(deadline, waiting[1] + extend)
-        return end if cap is None else min(end, cap)
+            return max(end, waiting[1] + extend)
+        return end
+
+    def _ends(
+        self,
+        round_: int,
+        kind: int,
+        peers: list[int],
+        deadline: float,
+        extend: float,
+        dependents: Collection[int],
+        caps: Mapping[int, float],
+    ) -> dict[int, float]:
+        """Peer → when to stop waiting for it, for the peers not settled yet."""
+        return {
+            p: self._patience(p, round_, deadline, extend, caps.get(p))
+            for p in peers
+            if not self._settled(p, round_, kind, dependents)
+        }
 
     def _settled(self, peer: int, round_: int, kind: int, dependents: Collection[int]) -> bool:
         if self._ledger.settled(peer, round_, kind):
@@ -483,7 +500,8 @@ class Inbox:
             rounds ahead has given up on this node, so its message is not awaited.
           give_up_after: peer → seconds after the wait for ``round_`` began (its
             first collect) after which that peer's message is no longer awaited,
-            even before ``deadline`` (e.g. one the run's fault injector dropped).
+            even before ``deadline`` (e.g. one the run's fault injector dropped);
+            a peer's ``WAITING`` notices still extend its wait as above.
           pump: for transports whose frames are fed by the waiting thread itself
             (loopback): ``pump(timeout)`` feeds what arrives within ``timeout``
             (the lock is not held); ``None`` waits for other threads to feed.
@@ -503,19 +521,15 @@ class Inbox:
                 if self._closed:
                     raise TransportClosedError(f"node {self.node_id}: transport closed")
                 now = time.monotonic()
-                ends = {
-                    p: self._patience(p, round_, deadline, extend, caps.get(p))
-                    for p in peers
-                    if not self._settled(p, round_, kind, dependents)
-                }
+                ends = self._ends(round_, kind, peers, deadline, extend, dependents, caps)
                 end = max(ends.values(), default=now)
                 if end <= now:
                     return self._result(round_, kind, peers, done=True)
                 if until is not None and until <= now:
                     return self._result(round_, kind, peers, done=False)
                 self._report(w, {p: e for p, e in ends.items() if e > now}, now)
-                remaining = min(end, until if until is not None else end, w.report_at) - now
-                remaining = max(remaining, 0.0)
+                stop = end if until is None else min(end, until)
+                remaining = max(min(stop, w.report_at) - now, 0.0)
                 if pump is None:
                     self._cond.wait(remaining)
                     continue
