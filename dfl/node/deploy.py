@@ -159,13 +159,26 @@ class _Deployment:
         n = program.exp.n
         self.network = make_network(cfg.transport, n, transport_options(cfg), in_process=True)
         self.injector = self.network.injector
+        # Every node is reachable before any node sends: a node whose thread starts
+        # late must not lose its neighbours' first messages.
+        self._opened = {i: self.network.endpoint(i) for i in range(n)}
         self.nodes = [_Node(self, i) for i in range(n)]
 
     def endpoint(self, node: int) -> FramedTransport:
-        return self.network.endpoint(node)
+        """Node ``node``'s endpoint: the one opened up front, then a new one per restart."""
+        opened = self._opened.pop(node, None)
+        return opened if opened is not None else self.network.endpoint(node)
+
+    def close_unclaimed(self) -> None:
+        """Closes the endpoints of nodes that never started (their setup failed)."""
+        for node in list(self._opened):
+            endpoint = self._opened.pop(node, None)  # a starting node may take it meanwhile
+            if endpoint is not None:
+                endpoint.close()
 
     def fail(self) -> None:
         self.cancel.set()
+        self.close_unclaimed()
         for node in self.nodes:
             if node.endpoint is not None:
                 node.endpoint.close()
@@ -219,6 +232,7 @@ def run_in_process(
             for t in list(node.threads):
                 t.join(timeout=10)
         raise
+    d.close_unclaimed()
     errors = [(n.node, n.error) for n in d.nodes if n.error is not None]
     if errors:
         node, error = errors[0]
