@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from dfl.config.schema import Config
-from dfl.transport.factory import Options
+from dfl.transport.factory import NetworkOptions
 
 RUN_ID_FIELDS = (
     "seed",
@@ -48,14 +48,14 @@ def run_id(cfg: Config) -> str:
     return "cfg-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def transport_options(cfg: Config) -> Options:
+def transport_options(cfg: Config) -> NetworkOptions:
     """What every transport endpoint of the run shares beyond ``cfg.transport``.
 
     A message the run's own fault injector drops is awaited ``node.deadline_s``
     (never the first round's ``node.first_deadline_s``, which is for peers
     that are slow to start).
     """
-    return Options(
+    return NetworkOptions(
         run_id=run_id(cfg),
         max_rounds_ahead=rounds_ahead(cfg),
         dropped_wait_s=cfg.node.deadline_s,

@@ -18,6 +18,13 @@ Transports import no algorithm: they move validated bytes.
 """
 
 from dfl.transport.base import FramedTransport, SendStats, Transport
+from dfl.transport.factory import (
+    Backend,
+    NetworkOptions,
+    make_network,
+    make_transport,
+    register,
+)
 from dfl.transport.faults import FaultInjector, FaultStats, straggler_delay
 from dfl.transport.inbox import Inbox, Received, Rejection, TransportClosedError
 from dfl.transport.loopback import LoopbackNetwork, LoopbackTransport
@@ -41,6 +48,7 @@ __all__ = [
     "DEFAULT_CHECKSUM",
     "DEFAULT_CHUNK_BYTES",
     "HEADER_NBYTES",
+    "Backend",
     "Checksum",
     "FaultInjector",
     "FaultStats",
@@ -49,6 +57,7 @@ __all__ = [
     "Kind",
     "LoopbackNetwork",
     "LoopbackTransport",
+    "NetworkOptions",
     "Payload",
     "Received",
     "Rejection",
@@ -59,8 +68,11 @@ __all__ = [
     "WireSpec",
     "encode_payload",
     "header_nbytes",
+    "make_network",
+    "make_transport",
     "message_nbytes",
     "parse_header",
+    "register",
     "run_digest",
     "straggler_delay",
 ]

@@ -9,7 +9,7 @@ process) or :func:`make_transport` (one node process); adding a backend (e.g.
 
     register(Backend("pilot", open=PilotNetwork, processes=True))
 
-Backends get the ``transport`` config group and :class:`Options` (what the
+Backends get the ``transport`` config group and :class:`NetworkOptions` (what the
 caller derives from the rest of the config: :func:`dfl.node.setup.transport_options`).
 """
 
@@ -31,7 +31,7 @@ log = logging.getLogger("dfl.transport")
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
+class NetworkOptions:
     """What every endpoint of a run shares beyond the ``transport`` config group.
 
     Attributes:
@@ -59,7 +59,7 @@ class Network(Protocol):
         ...
 
 
-Opener = Callable[[TransportConfig, int, Options, bool], Network]
+Opener = Callable[[TransportConfig, int, NetworkOptions, bool], Network]
 """``open(config, num_nodes, options, in_process) -> Network``."""
 
 
@@ -108,14 +108,14 @@ def backend(name: Any) -> Backend:
 
 
 def make_network(
-    config: TransportConfig, num_nodes: int, options: Options, *, in_process: bool
+    config: TransportConfig, num_nodes: int, options: NetworkOptions, *, in_process: bool
 ) -> Network:
     """The network of a run's ``num_nodes`` nodes on the backend ``config.name``."""
     return backend(config.name).open(config, num_nodes, options, in_process)
 
 
 def make_transport(
-    config: TransportConfig, node: int, num_nodes: int, options: Options
+    config: TransportConfig, node: int, num_nodes: int, options: NetworkOptions
 ) -> FramedTransport:
     """The transport of one node in its own process (``python -m dfl.node``)."""
     return make_network(config, num_nodes, options, in_process=False).endpoint(node)
@@ -125,7 +125,7 @@ def make_transport(
 
 
 def open_loopback(
-    config: TransportConfig, num_nodes: int, options: Options, in_process: bool
+    config: TransportConfig, num_nodes: int, options: NetworkOptions, in_process: bool
 ) -> LoopbackNetwork:
     """Every node in this process, frames over queues."""
     if not in_process:
@@ -152,7 +152,9 @@ class TcpNetwork:
     configured addresses and secret, and warns when it has none.
     """
 
-    def __init__(self, config: TransportConfig, num_nodes: int, options: Options, in_process: bool):
+    def __init__(
+        self, config: TransportConfig, num_nodes: int, options: NetworkOptions, in_process: bool
+    ):
         self.config = config
         self.options = options
         self.addresses = self._addresses(config, num_nodes, in_process)

@@ -8,11 +8,11 @@ import pytest
 
 from dfl.config.deploy_schema import FaultConfig, TransportConfig
 from dfl.transport import factory
-from dfl.transport.factory import Backend, Options, backend, make_network, make_transport
+from dfl.transport.factory import Backend, NetworkOptions, backend, make_network, make_transport
 from dfl.transport.loopback import LoopbackNetwork, LoopbackTransport
 from dfl.transport.tcp import TcpTransport
 
-OPTIONS = Options(run_id="t", max_rounds_ahead=7, dropped_wait_s=0.5)
+OPTIONS = NetworkOptions(run_id="t", max_rounds_ahead=7, dropped_wait_s=0.5)
 
 
 def test_names_and_errors():
