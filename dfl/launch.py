@@ -114,6 +114,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _process_backend(name: Any) -> str:
+    """The backend the node processes use: ``name``'s if it runs in processes, else tcp."""
+    from dfl.transport.factory import backend
+
+    chosen = backend(name)
+    return chosen.name if chosen.processes else "tcp"
+
+
 def launch_processes(
     cfg: Config,
     overrides: Sequence[str],
@@ -123,7 +131,10 @@ def launch_processes(
     progress: bool = True,
     timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process (e.g. over tcp).
+    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process.
+
+    The processes use ``cfg.transport.name`` where that backend runs in processes
+    (tcp, ...), else tcp.
 
     Args:
       cfg: the run's config.
@@ -163,7 +174,7 @@ def launch_processes(
     rid = run_id(cfg)
     common = [
         *_filtered(overrides),
-        f"transport.name={getattr(t.name, 'value', t.name)}",
+        f"transport.name={_process_backend(t.name)}",
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
