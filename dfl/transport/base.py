@@ -6,7 +6,8 @@ algorithms: the node runner hands it a :class:`~dfl.transport.wire.Payload`
 in-neighbours sent. Backends only implement how frames travel
 (:meth:`FramedTransport._transmit`, and for loopback how they are pumped into
 the inbox); headers, chunking, fault injection, validation and reassembly live
-here, in :mod:`dfl.transport.wire` and in :mod:`dfl.transport.inbox`.
+here, in :mod:`dfl.transport.wire`, :mod:`dfl.transport.validate`,
+:mod:`dfl.transport.reassembly` and :mod:`dfl.transport.inbox`.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class FramedTransport(abc.ABC):
         the start of the wait for its round, however late the receive's own
         deadline: a node's normal ``node.deadline_s``, so the first round's
         longer start-up deadline never waits out a message that was never
-        going to come. ``None``: such a message is awaited like any other.
+        going to come (a peer's ``WAITING`` notices still extend the wait).
+        ``None``: such a message is awaited like any other.
 
     Backend hooks (stable: the loopback, tcp and pilot backends build on them):
 
