@@ -114,6 +114,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _process_backend(name: Any) -> str:
+    """The backend the node processes use: ``name``'s if it runs in processes, else tcp."""
+    from dfl.transport.factory import backend
+
+    chosen = backend(name)
+    return chosen.name if chosen.processes else "tcp"
+
+
 def launch_processes(
     cfg: Config,
     overrides: Sequence[str],
@@ -123,7 +131,10 @@ def launch_processes(
     progress: bool = True,
     timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process over tcp.
+    """Runs every node of ``cfg`` as a ``python -m dfl.node`` process.
+
+    The processes use ``cfg.transport.name`` where that backend runs in processes
+    (tcp, ...), else tcp.
 
     Args:
       cfg: the run's config.
@@ -163,7 +174,7 @@ def launch_processes(
     rid = run_id(cfg)
     common = [
         *_filtered(overrides),
-        "transport.name=tcp",
+        f"transport.name={_process_backend(t.name)}",
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
@@ -299,6 +310,7 @@ def main(cfg: DictConfig) -> None:
     from dfl.node.addresses import check_addresses
     from dfl.node.deploy import run_in_process
     from dfl.resume import record_resume, resume_config, resume_hint
+    from dfl.transport.factory import backend
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     given = list(HydraConfig.get().overrides.task)
@@ -310,14 +322,12 @@ def main(cfg: DictConfig) -> None:
 
     def run() -> list[dict[str, Any]]:
         check_addresses(config)
-        if config.transport.name == "loopback":
-            optimizer = instantiate_optimizer(cfg)
-            return run_in_process(config, optimizer, workdir=workdir, progress=True).records
-        if config.transport.name == "tcp":
+        if backend(config.transport.name).processes:
             return launch_processes(
                 config, resumed.overrides, workdir, optimizer=instantiate_optimizer(cfg)
             )
-        raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
+        optimizer = instantiate_optimizer(cfg)
+        return run_in_process(config, optimizer, workdir=workdir, progress=True).records
 
     hint = resume_hint("dfl.launch", workdir, config.checkpoint.every)
     records = user_errors(run, interrupted=f"every node was stopped; {hint}")

@@ -20,7 +20,8 @@ class NodeConfig:
         round (counted from when it has sent its own); a message missing at the
         deadline is handled by the algorithm's missing-message rule.
       first_deadline_s: the deadline of the first round a node runs after a
-        (re)start, which also covers its peers' start-up and compile time.
+        (re)start, which also covers its peers' start-up and compile time (a
+        message the run's own fault injector drops is awaited ``deadline_s``).
       wait_timeout_s: ``WAIT`` rule only: the hard timeout after which a node
         that still misses a message fails loudly.
       rejoin: after a restart from a checkpoint, jump to the round the

@@ -33,12 +33,11 @@ from dfl.node.collect import (
 )
 from dfl.node.program import NodeProgram, build_program
 from dfl.node.runner import NodeCrashError, NodeResult, NodeRunner
-from dfl.node.setup import rounds_ahead, run_id
-from dfl.transport.auth import load_secret, new_secret
-from dfl.transport.faults import FaultInjector, FaultStats
+from dfl.node.setup import run_id, transport_options
+from dfl.transport.base import FramedTransport
+from dfl.transport.factory import make_network
+from dfl.transport.faults import FaultStats
 from dfl.transport.inbox import TransportClosedError
-from dfl.transport.loopback import LoopbackNetwork
-from dfl.transport.tcp import TcpTransport, addresses_from, free_ports
 
 log = logging.getLogger("dfl.deploy")
 
@@ -161,51 +160,29 @@ class _Deployment:
         self.workdir = workdir
         self.stop_round = stop_round
         self.cancel = threading.Event()
-        t = cfg.transport
         n = program.exp.n
-        self.kind = t.name
-        self.secret: bytes | None = None
-        self.injector = FaultInjector(t.faults, n)
-        self.limits = {
-            "max_rounds_ahead": rounds_ahead(cfg),
-            "max_message_bytes": t.max_message_bytes,
-        }
-        if t.name == "loopback":
-            self.network = LoopbackNetwork(n, run_id=run_id(cfg), faults=t.faults, **self.limits)
-            self.injector = self.network.injector
-            # Every node of the run exists from the start: register all endpoints before
-            # any thread sends, or a node that starts first loses frames to a slower one.
-            self._first_endpoints = {i: self.network.endpoint(i) for i in range(n)}
-        elif t.name == "tcp":
-            if t.addresses or t.base_port > 0:
-                self.addresses = addresses_from(
-                    n, addresses=t.addresses, host=t.host, base_port=t.base_port
-                )
-            else:
-                self.addresses = [(t.host, p) for p in free_ports(n, t.host)]
-            self.secret = load_secret(t.secret_file) or new_secret().encode()
-        else:
-            raise ValueError(f"transport.name={t.name!r}; expected 'loopback' or 'tcp'")
+        self.network = make_network(cfg.transport, n, transport_options(cfg), in_process=True)
+        self.injector = self.network.injector
+        # Every node is reachable before any node sends: a node whose thread starts
+        # late must not lose its neighbours' first messages.
+        self._opened = {i: self.network.endpoint(i) for i in range(n)}
         self.nodes = [_Node(self, i) for i in range(n)]
 
-    def endpoint(self, node: int) -> Any:
-        if self.kind == "loopback":
-            first = self._first_endpoints.pop(node, None)
-            return first if first is not None else self.network.endpoint(node)
-        t = self.cfg.transport
-        return TcpTransport(
-            node,
-            self.addresses,
-            run_id=run_id(self.cfg),
-            connect_timeout_s=t.connect_timeout_s,
-            chunk_bytes=t.chunk_bytes,
-            faults=self.injector,
-            secret=self.secret,
-            **self.limits,
-        )
+    def endpoint(self, node: int) -> FramedTransport:
+        """Node ``node``'s endpoint: the one opened up front, then a new one per restart."""
+        opened = self._opened.pop(node, None)
+        return opened if opened is not None else self.network.endpoint(node)
+
+    def close_unclaimed(self) -> None:
+        """Closes the endpoints of nodes that never started (their setup failed)."""
+        for node in list(self._opened):
+            endpoint = self._opened.pop(node, None)  # a starting node may take it meanwhile
+            if endpoint is not None:
+                endpoint.close()
 
     def fail(self) -> None:
         self.cancel.set()
+        self.close_unclaimed()
         for node in self.nodes:
             if node.endpoint is not None:
                 node.endpoint.close()
@@ -259,6 +236,7 @@ def run_in_process(
             for t in list(node.threads):
                 t.join(timeout=10)
         raise
+    d.close_unclaimed()
     errors = [(n.node, n.error) for n in d.nodes if n.error is not None]
     if errors:
         node, error = errors[0]

@@ -1,4 +1,4 @@
-"""What nodes derive alike from the config: the run id and the inbox limits."""
+"""What nodes derive alike from the config: the run id, the inbox limits, the transport options."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from dfl.config.schema import Config
+from dfl.transport.factory import NetworkOptions
 
 RUN_ID_FIELDS = (
     "seed",
@@ -45,3 +46,17 @@ def run_id(cfg: Config) -> str:
         fields[name] = value
     text = json.dumps(fields, sort_keys=True, default=str)
     return "cfg-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def transport_options(cfg: Config) -> NetworkOptions:
+    """What every transport endpoint of the run shares beyond ``cfg.transport``.
+
+    A message the run's own fault injector drops is awaited ``node.deadline_s``
+    (never the first round's ``node.first_deadline_s``, which is for peers
+    that are slow to start).
+    """
+    return NetworkOptions(
+        run_id=run_id(cfg),
+        max_rounds_ahead=rounds_ahead(cfg),
+        dropped_wait_s=cfg.node.deadline_s,
+    )

@@ -19,10 +19,8 @@ from dfl.node.addresses import check_addresses
 from dfl.node.heartbeat import Heartbeat
 from dfl.node.program import build_program, senders_of
 from dfl.node.runner import NodeResult, NodeRunner
-from dfl.node.setup import rounds_ahead, run_id
-from dfl.transport.auth import SECRET_ENV, load_secret
-from dfl.transport.faults import FaultInjector
-from dfl.transport.tcp import TcpTransport, addresses_from
+from dfl.node.setup import transport_options
+from dfl.transport.factory import make_transport
 
 log = logging.getLogger("dfl.node")
 
@@ -36,46 +34,6 @@ def write_progress(workdir: Path, rounds_done: int, info: dict[str, Any]) -> Non
     tmp = workdir / (PROGRESS_FILE + ".tmp")
     tmp.write_text(json.dumps({"round": rounds_done, "time": time.time(), **info}))
     os.replace(tmp, workdir / PROGRESS_FILE)
-
-
-def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
-    """This node's transport from ``cfg.transport``.
-
-    Raises:
-      ValueError: for ``loopback`` (in-process only) or an unknown name.
-    """
-    t = cfg.transport
-    if t.name == "loopback":
-        raise ValueError(
-            "transport=loopback runs every node in one process: use "
-            "`python -m dfl.launch transport=loopback`, or transport=tcp for a node process"
-        )
-    if t.name != "tcp":
-        raise ValueError(f"transport.name={t.name!r}; expected 'tcp' (or loopback via dfl.launch)")
-    return TcpTransport(
-        node,
-        addresses_from(num_nodes, addresses=t.addresses, host=t.host, base_port=t.base_port),
-        run_id=run_id(cfg),
-        connect_timeout_s=t.connect_timeout_s,
-        chunk_bytes=t.chunk_bytes,
-        max_rounds_ahead=rounds_ahead(cfg),
-        max_message_bytes=t.max_message_bytes,
-        faults=FaultInjector(t.faults, num_nodes),
-        secret=node_secret(cfg, node),
-    )
-
-
-def node_secret(cfg: Config, node: int) -> bytes | None:
-    """The run's shared secret (:func:`dfl.transport.auth.load_secret`); warns without one."""
-    secret = load_secret(cfg.transport.secret_file)
-    if secret is None:
-        log.warning(
-            "node %d: tcp connections are not authenticated; set transport.secret_file or $%s "
-            "to the same secret on every node",
-            node,
-            SECRET_ENV,
-        )
-    return secret
 
 
 def _wait_limit(cfg: Config):
@@ -100,7 +58,7 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
     workdir.mkdir(parents=True, exist_ok=True)
     check_addresses(cfg)
     saver, resume = checkpointers(cfg, workdir, node)
-    transport = make_transport(cfg, node, exp.n)
+    transport = make_transport(cfg.transport, node, exp.n, transport_options(cfg))
     heartbeat = Heartbeat(node, senders_of(exp.schedule, node), _wait_limit(cfg)).start()
 
     def on_round(done: int, info: dict[str, Any]) -> None:

@@ -7,8 +7,9 @@ random 32-byte nonce, and the peer must reply with
     \\text{run} \\,\\|\\, \\text{sender} \\,\\|\\, \\text{recipient} \\,\\|\\, \\text{nonce})
 
 before any frame of it is read. The connection is then bound to that sender
-(:class:`~dfl.transport.inbox.Inbox` refuses frames naming another), so nobody
-without the secret can send as a node of the run, and a recorded handshake is
+(:func:`dfl.transport.validate.addressing_problem` refuses frames naming
+another), so nobody without the secret can send as a node of the run, and a
+recorded handshake is
 useless (fresh nonce). Frames are not encrypted or signed after the handshake:
 confidentiality and protection against an on-path attacker are the Pilot
 backend's job (encrypted tunnels).

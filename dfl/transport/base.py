@@ -6,7 +6,8 @@ algorithms: the node runner hands it a :class:`~dfl.transport.wire.Payload`
 in-neighbours sent. Backends only implement how frames travel
 (:meth:`FramedTransport._transmit`, and for loopback how they are pumped into
 the inbox); headers, chunking, fault injection, validation and reassembly live
-here, in :mod:`dfl.transport.wire` and in :mod:`dfl.transport.inbox`.
+here, in :mod:`dfl.transport.wire`, :mod:`dfl.transport.validate`,
+:mod:`dfl.transport.reassembly` and :mod:`dfl.transport.inbox`.
 """
 
 from __future__ import annotations
@@ -71,10 +72,6 @@ class Transport(Protocol):
         """
         ...
 
-    def latest_round(self) -> int | None:
-        """The highest round any peer has sent this node a frame for."""
-        ...
-
     def received_bytes(self, kind: int, through_round: int | None = None) -> int:
         """Bytes of the frames of ``kind`` that reached this node (headers included,
         valid or not): what the network delivered, measured at the receiver.
@@ -109,6 +106,26 @@ class FramedTransport(abc.ABC):
       max_rounds_ahead: see :class:`~dfl.transport.inbox.Inbox`.
       max_message_bytes: see :class:`~dfl.transport.inbox.Inbox`.
       faults: a fault injector applied to every sent message, or ``None``.
+      dropped_wait_s: how long a receive waits for a message that ``faults``
+        loses (:meth:`~dfl.transport.faults.FaultInjector.loses`), counted from
+        the start of the wait for its round, however late the receive's own
+        deadline: a node's normal ``node.deadline_s``, so the first round's
+        longer start-up deadline never waits out a message that was never
+        going to come (a peer's ``WAITING`` notices still extend the wait).
+        ``None``: such a message is awaited like any other.
+
+    Backend hooks (stable: the loopback, tcp and pilot backends build on them):
+
+    * :meth:`_transmit` (abstract): put frames on the way to a peer; never block
+      on the peer.
+    * :meth:`_pump` with ``_pumps = True``: for backends whose frames are fed to
+      :attr:`inbox` by the receiving thread itself (loopback); others feed
+      :attr:`inbox` from their own threads (:meth:`Inbox.begin`/:meth:`Inbox.end`
+      or :meth:`Inbox.feed`) and keep ``_pumps = False``.
+    * :meth:`close` (``drain``): a backend closes its own resources, then calls
+      ``super().close(drain=...)``; :meth:`crash` (default ``close(drain=False)``)
+      stops as a killed process would.
+    * :attr:`inbox`, :attr:`faults`, :attr:`sent`: shared state a backend may read.
     """
 
     def __init__(
@@ -120,6 +137,7 @@ class FramedTransport(abc.ABC):
         max_rounds_ahead: int = 1024,
         max_message_bytes: int = 1 << 31,
         faults: FaultInjector | None = None,
+        dropped_wait_s: float | None = None,
     ):
         if not 0 <= node_id < num_nodes:
             raise ValueError(f"node id must lie in [0, {num_nodes}), found {node_id}")
@@ -135,6 +153,7 @@ class FramedTransport(abc.ABC):
             max_message_bytes=max_message_bytes,
         )
         self.faults = faults if faults is not None and faults.active else None
+        self.dropped_wait_s = dropped_wait_s
         self.sent = SendStats()
         self._delayer: Delayer | None = None
         self._delayer_lock = threading.Lock()
@@ -207,14 +226,27 @@ class FramedTransport(abc.ABC):
             until=until,
             extend=extend,
             dependents=dependents,
+            give_up_after=self._lost(round, kind, expected_peers),
             pump=pump,
         )
 
+    def _lost(self, round: int, kind: int, peers: Collection[int]) -> dict[int, float]:
+        """Peer → :attr:`dropped_wait_s`, for the peers whose message of ``round``
+        this run's fault injector loses."""
+        if self.faults is None or self.dropped_wait_s is None:
+            return {}
+        return {
+            p: self.dropped_wait_s for p in peers if self.faults.loses(p, self.node_id, round, kind)
+        }
+
     _pumps = False
 
-    def latest_round(self) -> int | None:
-        """See :meth:`Transport.latest_round`."""
-        return self.inbox.latest_round()
+    def crash(self) -> None:
+        """Stops abruptly, as a killed process would: delayed frames are lost.
+
+        Backends with queued sends override it to drop those too.
+        """
+        self.close(drain=False)
 
     def close(self, *, drain: bool = True) -> None:
         """Delivers delayed frames (``drain``; else drops them), wakes any waiting receive."""

@@ -129,10 +129,10 @@ class FaultInjector:
                 self._count("partitioned")
                 log.info("fault: partition drops %d->%d round %d", sender, receiver, round_)
             return []
-        if kind != Kind.WIRE or (cfg.rounds and round_ not in cfg.rounds):
+        draws = self._draws(sender, receiver, round_, kind)
+        if draws is None:
             return [(0.0, f) for f in frames]
-        rng = np.random.default_rng([cfg.seed, sender, receiver, max(round_, 0), int(kind)])
-        u = rng.random(5)
+        rng, u = draws
         out: list[FrameParts] = list(frames)
         if u[0] < cfg.drop:
             lost = int(rng.integers(len(out)))
@@ -167,6 +167,28 @@ class FaultInjector:
             delay += float(cfg.delay_s)
             self._count("delayed")
         return [(delay, f) for f in out]
+
+    def _draws(
+        self, sender: int, receiver: int, round_: int, kind: int
+    ) -> tuple[np.random.Generator, np.ndarray] | None:
+        """The generator of one message's decisions and its five uniforms
+        (drop, corrupt, duplicate, reorder, delay); ``None`` where no
+        probabilistic fault applies (control kinds, rounds outside ``cfg.rounds``)."""
+        if kind != Kind.WIRE or (self.cfg.rounds and round_ not in self.cfg.rounds):
+            return None
+        rng = np.random.default_rng([self.cfg.seed, sender, receiver, max(round_, 0), int(kind)])
+        return rng, rng.random(5)
+
+    def loses(self, sender: int, receiver: int, round_: int, kind: int) -> bool:
+        """Whether :meth:`plan` loses the message (a drop or the partition), decided
+        without sending it or counting anything, so its receiver can know that it
+        will never arrive (the same config decides alike in every process)."""
+        if not self.active:
+            return False
+        if self.partitioned(sender, receiver, round_):
+            return True
+        draws = self._draws(sender, receiver, round_, kind)
+        return draws is not None and bool(draws[1][0] < self.cfg.drop)
 
     def _count(self, name: str) -> None:
         with self._lock:

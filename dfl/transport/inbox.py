@@ -1,27 +1,47 @@
-"""Reassembly and validation of incoming frames, shared by every transport.
+"""The inbox of one node: the lock, the wait for a round's messages, the liveness notices.
 
-An :class:`Inbox` belongs to one node. Transports hand it frames (loopback: whole
-frames from a queue; tcp: a header, then the chunk read straight into the slot
-:meth:`Inbox.begin` returns). It checks each frame against what the node
-expects, reassembles chunked messages, verifies checksums and finite values,
-and keeps the complete messages until the node's runner collects them for a
-round. Every rejection is logged with its reason and counted; nothing in a frame
-is executed or trusted beyond the checks.
+Transports hand an :class:`Inbox` frames (loopback: whole frames from a queue;
+tcp: a header, then the chunk read straight into the :class:`Slot`
+:meth:`Inbox.begin` returns). The inbox runs each frame through the pure checks
+of :mod:`dfl.transport.validate`, the :class:`~dfl.transport.reassembly.Reassembler`
+and the :class:`~dfl.transport.ledger.Ledger`, in that order and under one lock,
+and keeps what only it can: the current round, the wait of :meth:`Inbox.collect`
+(which ends when every expected message is settled, or at its deadline), and
+what peers say of themselves (``WAITING`` and ``BYE`` notices, the rounds of
+their valid messages). Every rejection is logged with its reason and counted;
+nothing in a frame is executed or trusted beyond the checks.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
 
+from dfl.transport.counts import InboxStats, RoundBytes
+from dfl.transport.ledger import KEEP_DONE_ROUNDS, Ledger, MessageState
+from dfl.transport.reassembly import (
+    MIN_POOLED_BYTES,
+    Assembly,
+    BufferPool,
+    Reassembler,
+    Slot,
+    message_key,
+)
+from dfl.transport.validate import (
+    Problem,
+    Receiver,
+    Senders,
+    Window,
+    addressing_problem,
+    message_problem,
+    notice_problem,
+)
 from dfl.transport.wire import (
     CHECKSUM_MASK,
     HEADER_NBYTES,
@@ -35,16 +55,26 @@ from dfl.transport.wire import (
 
 log = logging.getLogger("dfl.transport")
 
-Senders = Callable[[int], Collection[int]]
-"""``senders(round)``: the nodes allowed to send a message kind at ``round``."""
+__all__ = [
+    "KEEP_DONE_ROUNDS",
+    "MAX_PENDING_PER_SENDER",
+    "MIN_POOLED_BYTES",
+    "Inbox",
+    "InboxStats",
+    "Received",
+    "Rejection",
+    "RoundBytes",
+    "Senders",
+    "Slot",
+    "TransportClosedError",
+]
 
-KEEP_DONE_ROUNDS = 8
-"""Rounds behind the current one whose finished messages are remembered, so a late
-duplicate is recognised as a duplicate (ignored) rather than an old-round message."""
-MIN_POOLED_BYTES = 1 << 20
-"""Reassembly buffers at least this large are reused across rounds (see ``Inbox._buffer``)."""
 MAX_PENDING_PER_SENDER = 8
 """Messages of the current and future rounds one sender may have buffered here."""
+WAIT_REPORT_AFTER_S = 5.0
+"""A wait for a round's messages longer than this is logged (which peers, how long)."""
+WAIT_REPORT_MAX_EVERY_S = 60.0
+"""Later reports of one wait come at doubling intervals, at most this far apart."""
 
 
 class TransportClosedError(RuntimeError):
@@ -76,8 +106,8 @@ class Received:
     Attributes:
       round: the round.
       messages: in-neighbour → the validated leaves of its message: read-only
-        views into a reassembly buffer, which is reused once nothing refers to
-        it any more (copy or convert them, e.g. with ``jnp.asarray``, to keep them).
+        views of a reassembly buffer lent to the holder (the buffer is reused
+        only once every view of it is gone, see :mod:`dfl.transport.reassembly`).
       rejected: in-neighbour → why its message of this round was rejected.
       missing: expected in-neighbours without a valid message (rejected included).
       finished: expected in-neighbours that had already ended their run.
@@ -98,76 +128,13 @@ class Received:
 
 
 @dataclasses.dataclass
-class InboxStats:
-    """Counters of one inbox (cumulative)."""
+class _Wait:
+    """The wait for one round's messages (it spans the collects of that round)."""
 
-    frames: int = 0
-    bytes: int = 0
-    messages: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-
-
-class RoundBytes:
-    """Bytes received per message kind, attributed to the round in each frame's header.
-
-    Rounds before the inbox's current round are folded into one total per kind,
-    and rounds past its window into the window's last round, so memory stays
-    bounded whatever round numbers a peer writes into its headers.
-    """
-
-    def __init__(self) -> None:
-        self._past: dict[int, int] = {}
-        self._ahead: dict[tuple[int, int], int] = {}
-
-    def add(self, kind: int, round_: int, nbytes: int, *, floor: int, last: int) -> None:
-        """Counts a frame of ``round_`` when the current round is ``floor`` and
-        ``last`` is the furthest round accepted."""
-        if round_ < floor:
-            self._past[kind] = self._past.get(kind, 0) + nbytes
-            return
-        key = (kind, min(round_, last + 1))
-        self._ahead[key] = self._ahead.get(key, 0) + nbytes
-
-    def fold(self, floor: int) -> None:
-        """Folds the rounds before ``floor`` into the per-kind totals."""
-        for key in [k for k in self._ahead if k[1] < floor]:
-            self._past[key[0]] = self._past.get(key[0], 0) + self._ahead.pop(key)
-
-    def total(self, kind: int, through_round: int | None = None) -> int:
-        """Bytes of ``kind``, of rounds up to ``through_round`` when given (rounds
-        already folded are always included)."""
-        ahead = sum(
-            n
-            for (k, r), n in self._ahead.items()
-            if k == kind and (through_round is None or r <= through_round)
-        )
-        return self._past.get(kind, 0) + ahead
-
-
-@dataclasses.dataclass
-class _Partial:
-    buf: np.ndarray
-    count: int
-    chunks: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
-    inflight: set[int] = dataclasses.field(default_factory=set)
-
-
-@dataclasses.dataclass
-class Slot:
-    """Where one chunk goes: write ``header.length`` bytes into ``view``, then ``Inbox.end``.
-
-    ``view`` is ``None`` when the chunk is to be read and dropped (a duplicate or
-    a rejected message).
-    """
-
-    header: Header
-    view: memoryview | None
-
-    @property
-    def keep(self) -> bool:
-        """Whether the chunk's bytes are wanted."""
-        return self.view is not None
+    round: int
+    kind: int
+    began: float
+    report_at: float
 
 
 class Inbox:
@@ -194,6 +161,7 @@ class Inbox:
         self.node_id = node_id
         self.num_nodes = num_nodes
         self.run = run
+        self.me = Receiver(node_id, num_nodes, run)
         self.max_rounds_ahead = max_rounds_ahead
         self.max_message_bytes = max_message_bytes
         self.stats = InboxStats()
@@ -205,18 +173,13 @@ class Inbox:
         self._senders: dict[int, Senders] = {}
         self._cond = threading.Condition()
         self._floor = 0
-        self._partial: dict[tuple[int, int, int], _Partial] = {}
-        self._done: dict[tuple[int, int, int], str] = {}
-        self._complete: dict[tuple[int, int], dict[int, list[np.ndarray]]] = (
-            collections.defaultdict(dict)
-        )
-        self._rejected: dict[tuple[int, int], dict[int, str]] = collections.defaultdict(dict)
+        self._reassembler = Reassembler(BufferPool(capacity=4 * num_nodes))
+        self._ledger = Ledger()
         self._finished: dict[int, int] = {}
         self._waiting: dict[int, tuple[int, float]] = {}
         self._peer_seen: dict[int, int] = {}
-        self._buffers: dict[tuple[int, int], list[np.ndarray]] = {}
-        self._retired: list[np.ndarray] = []
         self._rejections: list[Rejection] = []
+        self._wait: _Wait | None = None
         self._closed = False
 
     # -- configuration -------------------------------------------------------------
@@ -247,23 +210,28 @@ class Inbox:
     # -- feeding -------------------------------------------------------------------
 
     def _reject(
-        self, reason: str, header: Header | None = None, *, key=None, late: bool = False
+        self,
+        reason: str,
+        header: Header | None = None,
+        *,
+        settles: bool = False,
+        late: bool = False,
     ) -> None:
-        """Records a rejection (caller holds the lock)."""
+        """Records a rejection (caller holds the lock).
+
+        ``settles``: the header's message is rejected as a whole (its round's
+        wait for it ends); else only the frame is dropped.
+        """
         sender = header.sender if header is not None else None
         round_ = header.round if header is not None else None
-        rejection = Rejection(reason, sender, round_, late)
-        self._rejections.append(rejection)
+        self._rejections.append(Rejection(reason, sender, round_, late))
         self.stats.rejected += 1
         where = "" if header is None else f" from node {sender} for round {round_}"
         log.warning("node %d rejected a message%s: %s", self.node_id, where, reason)
-        if key is not None:
-            self._done[key] = "rejected"
-            dropped = self._partial.pop(key, None)
-            if dropped is not None:
-                self._retire(dropped.buf)
-            if header is not None and header.round >= self._floor:
-                self._rejected[(header.round, header.kind)][header.sender] = reason
+        if settles and header is not None:
+            key = message_key(header)
+            self._ledger.reject(key, reason, floor=self._floor)
+            self._reassembler.drop(key)
             self._cond.notify_all()
 
     def reject_frame(self, reason: str) -> None:
@@ -291,120 +259,77 @@ class Inbox:
         with self._cond:
             return self._begin(header, sender)
 
-    def _begin(self, h: Header, bound: int | None) -> Slot:
-        drop = Slot(h, None)
+    def _count(self, h: Header) -> None:
+        """Counts a frame whose header parsed (valid or not)."""
+        nbytes = HEADER_NBYTES + h.length
         self.stats.frames += 1
-        self.stats.bytes += HEADER_NBYTES + h.length
-        self._round_bytes.add(
-            h.kind,
-            h.round,
-            HEADER_NBYTES + h.length,
-            floor=self._floor,
-            last=self._floor + self.max_rounds_ahead,
-        )
+        self.stats.bytes += nbytes
+        window = self._window()
+        self._round_bytes.add(h.kind, h.round, nbytes, floor=window.floor, last=window.last)
+
+    def _window(self) -> Window:
+        return Window(self._floor, self.max_rounds_ahead)
+
+    def _begin(self, h: Header, bound: int | None) -> Slot:
+        """The checks a frame passes in order (see :mod:`dfl.transport.validate`)."""
+        drop = Slot(h, None)
+        self._count(h)
         if self._closed:
             return drop
-        if h.run != self.run:
-            self._reject("wrong run id (a message from another run)", h)
-            return drop
-        if h.recipient != self.node_id:
-            self._reject(f"addressed to node {h.recipient}, not {self.node_id}", h)
-            return drop
-        if not 0 <= h.sender < self.num_nodes or h.sender == self.node_id:
-            self._reject(f"unknown sender {h.sender} (nodes are 0..{self.num_nodes - 1})", h)
-            return drop
-        if bound is not None and h.sender != bound:
-            self._reject(f"sender {h.sender} on the connection of node {bound}", h)
+        problem = addressing_problem(h, self.me, bound=bound)
+        if problem is not None:
+            self._reject(problem, h)
             return drop
         spec = self._specs.get(h.kind)
         if spec is None:
             self._reject(f"unexpected message kind {h.kind}", h)
             return drop
-        control = h.kind in (Kind.BYE, Kind.WAITING)
         if h.kind == Kind.WAITING:
-            if h.length == 0 and h.total == 0 and h.schema == spec.digest:
-                self.stats.messages += 1
-                self._waiting[h.sender] = (h.round, time.monotonic())
-                self._cond.notify_all()
-            else:
-                self._reject("malformed WAITING notice", h)
+            self._notice(h, spec)
             return drop
-        key = (h.sender, h.round, h.kind)
-        state = self._done.get(key)
-        if state is not None:
-            if state != "rejected":
+        state = self._ledger.state(message_key(h))
+        if state is not None:  # its message is finished: a duplicate
+            if state is not MessageState.REJECTED:
                 self.stats.duplicates += 1
             return drop
-        if h.round < self._floor and not control:
-            self._reject(f"old round {h.round} (this node is at round {self._floor})", h, late=True)
-            self._done[key] = "rejected"
-            return drop
-        if h.round > self._floor + self.max_rounds_ahead:
-            self._reject(
-                f"round {h.round} is more than {self.max_rounds_ahead} rounds ahead of "
-                f"{self._floor}",
-                h,
-            )
-            return drop
-        senders = self._senders.get(h.kind)
-        if senders is not None and h.sender not in senders(h.round):
-            self._reject(
-                f"node {h.sender} is not an in-neighbour of node {self.node_id} at round {h.round}",
-                h,
-            )
-            return drop
-        if h.schema != spec.digest:
-            self._reject(
-                "payload schema digest mismatch (different shapes, dtypes or pytree "
-                f"structure; expected {spec.description[:200]})",
-                h,
-                key=key,
-            )
-            return drop
-        if h.total != spec.nbytes or h.total > self.max_message_bytes:
-            self._reject(f"payload of {h.total} bytes, expected {spec.nbytes}", h, key=key)
-            return drop
-        partial = self._partial.get(key)
-        if partial is None:
-            if h.chunk_count > max(1, h.total):
-                self._reject(f"{h.chunk_count} chunks for {h.total} bytes", h, key=key)
+        return self._admit(h, spec)
+
+    def _admit(self, h: Header, spec: WireSpec) -> Slot:
+        """The slot of a frame of a message not yet finished, after its content checks."""
+        drop = Slot(h, None)
+        problem = message_problem(
+            h,
+            spec,
+            self._window(),
+            senders=self._senders.get(h.kind),
+            max_message_bytes=self.max_message_bytes,
+        )
+        opens = not self._reassembler.is_open(message_key(h))
+        if problem is None and opens and self._pending(h.sender) >= MAX_PENDING_PER_SENDER:
+            problem = Problem(f"over {MAX_PENDING_PER_SENDER} messages of node {h.sender} pending")
+        if problem is None:
+            slot = self._reassembler.slot(h)
+            if slot is None:  # the chunk is written or being written
+                self.stats.duplicates += 1
                 return drop
-            if self._pending(h.sender) >= MAX_PENDING_PER_SENDER:
-                self._reject(
-                    f"over {MAX_PENDING_PER_SENDER} messages of node {h.sender} pending", h
-                )
-                return drop
-            partial = _Partial(self._buffer(h.total), h.chunk_count)
-            self._partial[key] = partial
-        elif partial.count != h.chunk_count:
-            self._reject(f"chunk count {h.chunk_count} disagrees with {partial.count}", h, key=key)
-            return drop
-        if h.chunk_index in partial.chunks or h.chunk_index in partial.inflight:
-            self.stats.duplicates += 1
-            return drop
-        partial.inflight.add(h.chunk_index)
-        return Slot(h, partial.buf.data[h.offset : h.offset + h.length])
-
-    def _buffer(self, nbytes: int) -> np.ndarray:
-        """A reassembly buffer: a retired one nothing refers to any more, or a new one.
-
-        Reusing buffers spares a large message the page faults of fresh memory
-        every round. A retired buffer is reused only when its reference count
-        shows that no array, view or reader still refers to it (CPython).
-        """
-        pool = self._retired
-        for i in range(len(pool)):
-            if pool[i].nbytes == nbytes and sys.getrefcount(pool[i]) == 2:
-                return pool.pop(i)
-        return np.empty(nbytes, np.uint8)
-
-    def _retire(self, *buffers: np.ndarray) -> None:
-        self._retired.extend(b for b in buffers if b.nbytes >= MIN_POOLED_BYTES)
-        del self._retired[: max(0, len(self._retired) - 4 * self.num_nodes)]
+            if isinstance(slot, Slot):
+                return slot
+            problem = slot
+        self._reject(problem.reason, h, settles=problem.settles, late=problem.late)
+        return drop
 
     def _pending(self, sender: int) -> int:
-        partial = sum(1 for k in self._partial if k[0] == sender)
-        return partial + sum(1 for v in self._complete.values() if sender in v)
+        return self._reassembler.pending(sender) + self._ledger.held(sender)
+
+    def _notice(self, h: Header, spec: WireSpec) -> None:
+        """A ``WAITING`` notice: the sender is alive, waiting for ``h.round``'s messages."""
+        problem = notice_problem(h, spec)
+        if problem is not None:
+            self._reject(problem, h)
+            return
+        self.stats.messages += 1
+        self._waiting[h.sender] = (h.round, time.monotonic())
+        self._cond.notify_all()
 
     def end(self, slot: Slot, crc: int | None = None) -> None:
         """Finishes a chunk whose bytes were written into ``slot.view``.
@@ -417,42 +342,32 @@ class Inbox:
         if slot.view is None:
             return
         h = slot.header
-        key = (h.sender, h.round, h.kind)
         if crc is None:
             crc = checksum([slot.view], h.flags & CHECKSUM_MASK)
-        crc_ok = crc == h.payload_crc
         with self._cond:
-            partial = self._partial.get(key)
-            if partial is None:  # rejected or purged meanwhile
+            done = self._reassembler.finish(slot, crc_ok=crc == h.payload_crc)
+            if isinstance(done, Problem):
+                self._reject(done.reason, h, settles=True)
                 return
-            partial.inflight.discard(h.chunk_index)
-            if not crc_ok:
-                self._reject(f"payload checksum mismatch in chunk {h.chunk_index}", h, key=key)
+            if done is None:
                 return
-            partial.chunks[h.chunk_index] = (h.offset, h.length)
-            if len(partial.chunks) < partial.count:
-                return
-            del self._partial[key]
-            self._done[key] = "validating"
-        problem = _tiling_problem(partial)
-        leaves: list[np.ndarray] = []
-        if problem is None:
-            try:
-                leaves = self._specs[h.kind].decode(partial.buf)
-            except WireError as e:
-                problem = e.reason
+            self._ledger.validating(done.key)
+        self._complete(h, done)
+
+    def _complete(self, h: Header, assembly: Assembly) -> None:
+        """Decodes a complete message (outside the lock), then delivers or rejects it."""
+        leaves = self._reassembler.decode(assembly, self._specs[h.kind])
         with self._cond:
-            if problem is not None:
-                self._reject(problem, h, key=key)
+            if isinstance(leaves, str):
+                self._reject(leaves, h, settles=True)
                 return
-            self._done[key] = "ok"
+            key = message_key(h)
             self.stats.messages += 1
             if h.kind == Kind.BYE:
+                self._ledger.deliver(key, None, floor=self._floor)
                 self._finished[h.sender] = h.round
             else:
-                if h.round >= self._floor:
-                    self._complete[(h.round, h.kind)][h.sender] = leaves
-                    self._buffers.setdefault((h.round, h.kind), []).append(partial.buf)
+                self._ledger.deliver(key, leaves, floor=self._floor)
                 # Only a validated message moves what this node believes of the peer's round.
                 self._peer_seen[h.sender] = max(h.round, self._peer_seen.get(h.sender, -1))
             self._cond.notify_all()
@@ -481,17 +396,36 @@ class Inbox:
 
     # -- collecting ----------------------------------------------------------------
 
-    def _patience(self, peer: int, round_: int, deadline: float, extend: float) -> float:
-        """When to stop waiting for ``peer``: later while it reports waiting for an older round."""
+    def _patience(
+        self, peer: int, round_: int, deadline: float, extend: float, cap: float | None
+    ) -> float:
+        """When to stop waiting for ``peer``: at ``deadline`` (or ``cap`` if sooner),
+        later while it reports waiting for an older round itself."""
+        end = deadline if cap is None else min(deadline, cap)
         waiting = self._waiting.get(peer)
         if extend > 0 and waiting is not None and waiting[0] < round_:
-            return max(deadline, waiting[1] + extend)
-        return deadline
+            return max(end, waiting[1] + extend)
+        return end
+
+    def _ends(
+        self,
+        round_: int,
+        kind: int,
+        peers: list[int],
+        deadline: float,
+        extend: float,
+        dependents: Collection[int],
+        caps: Mapping[int, float],
+    ) -> dict[int, float]:
+        """Peer → when to stop waiting for it, for the peers not settled yet."""
+        return {
+            p: self._patience(p, round_, deadline, extend, caps.get(p))
+            for p in peers
+            if not self._settled(p, round_, kind, dependents)
+        }
 
     def _settled(self, peer: int, round_: int, kind: int, dependents: Collection[int]) -> bool:
-        if peer in self._complete.get((round_, kind), ()):
-            return True
-        if peer in self._rejected.get((round_, kind), ()):
+        if self._ledger.settled(peer, round_, kind):
             return True
         last = self._finished.get(peer)
         if last is not None and last < round_:
@@ -506,16 +440,32 @@ class Inbox:
             return
         self._floor = round_
         self._round_bytes.fold(round_)
-        for key in [k for k in self._complete if k[0] < round_]:
-            del self._complete[key]
-        for key in [k for k in self._buffers if k[0] < round_]:
-            self._retire(*self._buffers.pop(key))
-        for key in [k for k in self._rejected if k[0] < round_]:
-            del self._rejected[key]
-        for key in [k for k in self._partial if k[1] < round_]:
-            self._retire(self._partial.pop(key).buf)
-        for key in [k for k in self._done if k[1] < round_ - KEEP_DONE_ROUNDS]:
-            del self._done[key]
+        self._ledger.advance(round_)
+        self._reassembler.purge(round_)
+
+    def _open_wait(self, round_: int, kind: int) -> _Wait:
+        """The wait for ``round_``'s messages, begun by its first collect."""
+        w = self._wait
+        if w is None or (w.round, w.kind) != (round_, kind):
+            now = time.monotonic()
+            w = self._wait = _Wait(round_, kind, now, now + WAIT_REPORT_AFTER_S)
+        return w
+
+    def _report(self, w: _Wait, awaited: Mapping[int, float], now: float) -> None:
+        """Logs a long wait: which peers, which round, how long so far and at most."""
+        if now < w.report_at or not awaited:
+            return
+        waited = now - w.began
+        log.info(
+            "node %d has waited %.1f s for the round %d messages of node(s) %s; "
+            "gives up in at most %.1f s",
+            self.node_id,
+            waited,
+            w.round,
+            sorted(awaited),
+            max(awaited.values()) - now,
+        )
+        w.report_at = w.began + waited + min(waited, WAIT_REPORT_MAX_EVERY_S)
 
     def collect(
         self,
@@ -527,12 +477,14 @@ class Inbox:
         until: float | None = None,
         extend: float = 0.0,
         dependents: Collection[int] = (),
+        give_up_after: Mapping[int, float] | None = None,
         pump: Callable[[float], bool] | None = None,
     ) -> Received:
         """Waits until every peer's message of ``round_`` is settled or ``deadline``.
 
         Also makes ``round_`` the current round: older messages are dropped and
-        frames for older rounds are rejected from now on.
+        frames for older rounds are rejected from now on. A wait longer than
+        :data:`WAIT_REPORT_AFTER_S` is logged, with the peers it waits for.
 
         Args:
           round_: the round.
@@ -546,6 +498,10 @@ class Inbox:
             seconds after its latest notice, if that is past ``deadline``.
           dependents: peers that mix this node's messages; one of them seen two
             rounds ahead has given up on this node, so its message is not awaited.
+          give_up_after: peer → seconds after the wait for ``round_`` began (its
+            first collect) after which that peer's message is no longer awaited,
+            even before ``deadline`` (e.g. one the run's fault injector dropped);
+            a peer's ``WAITING`` notices still extend its wait as above.
           pump: for transports whose frames are fed by the waiting thread itself
             (loopback): ``pump(timeout)`` feeds what arrives within ``timeout``
             (the lock is not held); ``None`` waits for other threads to feed.
@@ -555,30 +511,33 @@ class Inbox:
         """
         peers = list(peers)
         dependents = frozenset(dependents)
+        give_up_after = give_up_after or {}
         with self._cond:
             self._advance(round_)
+            w = self._open_wait(round_, kind)
+        caps = {p: w.began + s for p, s in give_up_after.items()}
         while True:
             with self._cond:
                 if self._closed:
                     raise TransportClosedError(f"node {self.node_id}: transport closed")
                 now = time.monotonic()
-                pending = [p for p in peers if not self._settled(p, round_, kind, dependents)]
-                end = max(
-                    (self._patience(p, round_, deadline, extend) for p in pending), default=now
-                )
+                ends = self._ends(round_, kind, peers, deadline, extend, dependents, caps)
+                end = max(ends.values(), default=now)
                 if end <= now:
                     return self._result(round_, kind, peers, done=True)
                 if until is not None and until <= now:
                     return self._result(round_, kind, peers, done=False)
-                remaining = min(end, until if until is not None else end) - now
+                self._report(w, {p: e for p, e in ends.items() if e > now}, now)
+                stop = end if until is None else min(end, until)
+                remaining = max(min(stop, w.report_at) - now, 0.0)
                 if pump is None:
                     self._cond.wait(remaining)
                     continue
             pump(remaining)
 
     def _result(self, round_: int, kind: int, peers: list[int], *, done: bool) -> Received:
-        complete = self._complete.get((round_, kind), {})
-        rejected = self._rejected.get((round_, kind), {})
+        complete = self._ledger.delivered(round_, kind)
+        rejected = self._ledger.rejected(round_, kind)
         messages = {p: complete[p] for p in peers if p in complete}
         finished = [
             p for p in peers if p not in messages and self._finished.get(p, round_) < round_
@@ -602,26 +561,8 @@ class Inbox:
         with self._cond:
             return self._round_bytes.total(int(kind), through_round)
 
-    def latest_round(self) -> int | None:
-        """The highest round of any valid message a peer has sent this node."""
-        with self._cond:
-            return max(self._peer_seen.values(), default=None)
-
     def close(self) -> None:
         """Wakes every waiting collect, which then raises :class:`TransportClosedError`."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-
-def _tiling_problem(partial: _Partial) -> str | None:
-    """Why the received chunks do not tile the payload exactly (``None`` if they do)."""
-    position = 0
-    for index in range(partial.count):
-        offset, length = partial.chunks[index]
-        if offset != position:
-            return f"chunk {index} starts at {offset}, expected {position}"
-        position += length
-    if position != partial.buf.nbytes:
-        return f"chunks cover {position} of {partial.buf.nbytes} payload bytes"
-    return None

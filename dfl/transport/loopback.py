@@ -35,6 +35,7 @@ class LoopbackNetwork:
       run_id: the run's id.
       faults: fault injection config (``None``: none).
       max_rounds_ahead, max_message_bytes: inbox limits of every endpoint.
+      dropped_wait_s: see :class:`~dfl.transport.base.FramedTransport`.
     """
 
     def __init__(
@@ -45,13 +46,15 @@ class LoopbackNetwork:
         faults: FaultConfig | None = None,
         max_rounds_ahead: int = 1024,
         max_message_bytes: int = 1 << 31,
+        dropped_wait_s: float | None = None,
     ):
         self.num_nodes = num_nodes
         self.run_id = run_id
         self.injector = FaultInjector(faults, num_nodes) if faults is not None else None
-        self._options = {
+        self._options: dict[str, Any] = {
             "max_rounds_ahead": max_rounds_ahead,
             "max_message_bytes": max_message_bytes,
+            "dropped_wait_s": dropped_wait_s,
         }
         self._queues: dict[int, queue.SimpleQueue] = {}
         self._lock = threading.Lock()
@@ -115,10 +118,6 @@ class LoopbackTransport(FramedTransport):
                 frame = self.queue.get_nowait()
             except queue.Empty:
                 return True
-
-    def crash(self) -> None:
-        """Leaves the network abruptly (no end-of-run notice, delayed frames lost)."""
-        self.close(drain=False)
 
     def close(self, *, drain: bool = True) -> None:
         """Delivers delayed frames, leaves the network and wakes a waiting receive."""

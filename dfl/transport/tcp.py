@@ -40,6 +40,7 @@ from dfl.transport.auth import (
 )
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
+from dfl.transport.validate import hello_problem
 from dfl.transport.wire import (
     CHECKSUM_MASK,
     DEFAULT_CHUNK_BYTES,
@@ -291,6 +292,7 @@ class TcpTransport(FramedTransport):
       chunk_bytes: the run's chunk size; longer frames close the connection.
       max_rounds_ahead, max_message_bytes: inbox limits.
       faults: fault injector for sent messages (``None``: none).
+      dropped_wait_s: see :class:`~dfl.transport.base.FramedTransport`.
       secret: the run's shared secret (:func:`dfl.transport.auth.load_secret`):
         every connection must prove it before its frames are read, and this
         node proves it to its peers; ``None``: connections are not authenticated.
@@ -307,6 +309,7 @@ class TcpTransport(FramedTransport):
         max_rounds_ahead: int = 1024,
         max_message_bytes: int = 1 << 31,
         faults: FaultInjector | None = None,
+        dropped_wait_s: float | None = None,
         secret: bytes | None = None,
     ):
         super().__init__(
@@ -316,6 +319,7 @@ class TcpTransport(FramedTransport):
             max_rounds_ahead=max_rounds_ahead,
             max_message_bytes=max_message_bytes,
             faults=faults,
+            dropped_wait_s=dropped_wait_s,
         )
         self.addresses = [(str(host), int(port)) for host, port in addresses]
         self.connect_timeout_s = connect_timeout_s
@@ -388,15 +392,7 @@ class TcpTransport(FramedTransport):
         except WireError as e:
             self.inbox.reject_frame(f"bad connection handshake: {e.reason}")
             return None
-        problem = None
-        if h.kind != Kind.HELLO:
-            problem = f"connection did not start with HELLO (kind {h.kind})"
-        elif h.run != self.run:
-            problem = "wrong run id in the connection handshake"
-        elif h.recipient != self.node_id:
-            problem = f"handshake addressed to node {h.recipient}"
-        elif not 0 <= h.sender < self.num_nodes or h.sender == self.node_id:
-            problem = f"handshake from unknown node {h.sender}"
+        problem = hello_problem(h, self.inbox.me)
         if problem is None and self.secret is not None:
             problem = self._challenge(conn, h.sender)
         if problem is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ from dfl.transport import (
     encode_payload,
     message_nbytes,
 )
-from dfl.transport.inbox import RoundBytes
+from dfl.transport.counts import RoundBytes
 from dfl.transport.wire import frame_bytes, run_digest
 
 TREE = {"w": jnp.arange(3000, dtype=jnp.float32).reshape(100, 30), "b": jnp.ones(7)}
@@ -187,3 +188,47 @@ def test_drop_and_corrupt_are_missing_and_rejected_never_silent():
     a.send(1, 0, Kind.WIRE, payload)
     assert b.receive(0, [0], soon(0.2)).missing == [0]
     assert a.faults is not None and a.faults.stats.dropped == 1
+
+
+def test_loses_predicts_exactly_what_plan_loses():
+    cfg = FaultConfig(seed=5, drop=0.4, partition=[[0], [1, 2]], partition_rounds=[3, 4])
+    frames = encode_payload(SPEC, TREE, chunk_bytes=1000).frames(
+        run=run_digest("t"), sender=0, recipient=1, round=0, kind=Kind.WIRE
+    )
+    injector = FaultInjector(cfg, 3)
+    outcomes = []
+    for sender, receiver in ((0, 1), (1, 2), (2, 0)):
+        for r in range(12):
+            lost = len(injector.plan(sender, receiver, r, Kind.WIRE, frames)) < len(frames)
+            assert injector.loses(sender, receiver, r, Kind.WIRE) == lost
+            outcomes.append(lost)
+    assert 0 < sum(outcomes) < len(outcomes)
+    assert not injector.loses(0, 1, 0, Kind.BYE) and injector.loses(0, 1, 3, Kind.BYE)
+
+
+def test_a_message_the_injector_lost_is_awaited_only_dropped_wait_s():
+    # Node 2 is cut off from node 1 (its message is lost); node 0 just stays silent.
+    faults = FaultConfig(partition=[[0, 1], [2]])
+    net = LoopbackNetwork(3, run_id="t", faults=faults, dropped_wait_s=0.2)
+    a, b, c = (net.endpoint(i) for i in range(3))
+    for e in (a, b, c):
+        e.expect(Kind.WIRE, SPEC)
+    c.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
+    start = time.monotonic()
+    got = b.receive(0, [2], start + 30.0)  # e.g. the first round's long deadline
+    assert got.missing == [2] and time.monotonic() - start < 3.0
+    start = time.monotonic()
+    got = b.receive(1, [0, 2], start + 0.8)  # a silent peer still gets its deadline
+    assert got.missing == [0, 2] and time.monotonic() - start >= 0.75
+
+
+def test_a_long_wait_says_what_it_waits_for(monkeypatch, caplog):
+    monkeypatch.setattr("dfl.transport.inbox.WAIT_REPORT_AFTER_S", 0.1)
+    _, (a, b, _), payload = endpoints()
+    a.send(1, 0, Kind.WIRE, payload)
+    with caplog.at_level(logging.INFO, logger="dfl.transport"):
+        got = b.receive(0, [0, 2], soon(0.5))
+    assert got.missing == [2]
+    lines = [r.getMessage() for r in caplog.records if "has waited" in r.getMessage()]
+    assert lines and all("round 0 messages of node(s) [2]" in line for line in lines)
+    assert len(lines) <= 4  # at doubling intervals, not every wake-up

@@ -1,0 +1,206 @@
+"""Transports from the config: one registry of backends, one place that builds them.
+
+A backend is one :class:`Backend` entry: how to open the network of a run's
+nodes (:meth:`Network.endpoint` gives each node its transport) and whether
+``dfl.launch`` runs its nodes as separate processes. Every caller that builds
+transports goes through :func:`make_network` (all nodes of a run, e.g. in one
+process) or :func:`make_transport` (one node process); adding a backend (e.g.
+``pilot``) is one :func:`register` call::
+
+    register(Backend("pilot", open=PilotNetwork, processes=True))
+
+Backends get the ``transport`` config group and :class:`NetworkOptions` (what the
+caller derives from the rest of the config: :func:`dfl.node.setup.transport_options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from dfl.config.deploy_schema import TransportConfig
+from dfl.transport.auth import SECRET_ENV, load_secret, new_secret
+from dfl.transport.base import FramedTransport
+from dfl.transport.faults import FaultInjector
+from dfl.transport.loopback import LoopbackNetwork
+from dfl.transport.tcp import TcpTransport, addresses_from, free_ports
+
+log = logging.getLogger("dfl.transport")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkOptions:
+    """What every endpoint of a run shares beyond the ``transport`` config group.
+
+    Attributes:
+      run_id: the run's id (every frame carries its digest).
+      max_rounds_ahead: the inbox's window of future rounds.
+      dropped_wait_s: how long a message the run's own fault injector loses is
+        awaited (:class:`~dfl.transport.base.FramedTransport`); ``None``: like any other.
+    """
+
+    run_id: str
+    max_rounds_ahead: int = 1024
+    dropped_wait_s: float | None = None
+
+
+class Network(Protocol):
+    """The endpoints of one run's nodes on one backend."""
+
+    @property
+    def injector(self) -> FaultInjector | None:
+        """The fault injector of the run's messages (``None``: none)."""
+        ...
+
+    def endpoint(self, node: int, /) -> FramedTransport:
+        """Node ``node``'s transport (a new one after a crash)."""
+        ...
+
+
+Opener = Callable[[TransportConfig, int, NetworkOptions, bool], Network]
+"""``open(config, num_nodes, options, in_process) -> Network``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One transport backend.
+
+    Attributes:
+      name: its ``transport.name``.
+      open: ``open(config, num_nodes, options, in_process)``: the run's network;
+        ``in_process``: every node lives in this process (else only the node
+        that asks for its endpoint). Raises ``ValueError`` for a config it cannot serve.
+      processes: ``dfl.launch`` runs one ``python -m dfl.node`` process per node
+        (else all nodes in its own process).
+    """
+
+    name: str
+    open: Opener
+    processes: bool
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> None:
+    """Adds (or replaces) the backend of ``backend.name``."""
+    _BACKENDS[backend.name] = backend
+
+
+def names() -> list[str]:
+    """The registered backends' names."""
+    return sorted(_BACKENDS)
+
+
+def backend(name: Any) -> Backend:
+    """The backend of ``transport.name`` (a string or a string-valued Enum).
+
+    Raises:
+      ValueError: naming the unknown value and the known ones.
+    """
+    key = str(getattr(name, "value", name))
+    found = _BACKENDS.get(key)
+    if found is None:
+        raise ValueError(f"transport.name={key!r}; expected one of {names()}")
+    return found
+
+
+def make_network(
+    config: TransportConfig, num_nodes: int, options: NetworkOptions, *, in_process: bool
+) -> Network:
+    """The network of a run's ``num_nodes`` nodes on the backend ``config.name``."""
+    return backend(config.name).open(config, num_nodes, options, in_process)
+
+
+def make_transport(
+    config: TransportConfig, node: int, num_nodes: int, options: NetworkOptions
+) -> FramedTransport:
+    """The transport of one node in its own process (``python -m dfl.node``)."""
+    return make_network(config, num_nodes, options, in_process=False).endpoint(node)
+
+
+# -- the built-in backends ------------------------------------------------------------
+
+
+def open_loopback(
+    config: TransportConfig, num_nodes: int, options: NetworkOptions, in_process: bool
+) -> LoopbackNetwork:
+    """Every node in this process, frames over queues."""
+    if not in_process:
+        raise ValueError(
+            "transport=loopback runs every node in one process: use "
+            "`python -m dfl.launch transport=loopback`, or transport=tcp for a node process"
+        )
+    return LoopbackNetwork(
+        num_nodes,
+        run_id=options.run_id,
+        faults=config.faults,
+        max_rounds_ahead=options.max_rounds_ahead,
+        max_message_bytes=config.max_message_bytes,
+        dropped_wait_s=options.dropped_wait_s,
+    )
+
+
+class TcpNetwork:
+    """Tcp endpoints of a run's nodes.
+
+    In one process (``in_process``), nodes listen on free ports unless
+    ``transport.addresses`` or ``transport.base_port`` name theirs, and share a
+    secret drawn now unless one is configured. A node process uses the
+    configured addresses and secret, and warns when it has none.
+    """
+
+    def __init__(
+        self, config: TransportConfig, num_nodes: int, options: NetworkOptions, in_process: bool
+    ):
+        self.config = config
+        self.options = options
+        self.addresses = self._addresses(config, num_nodes, in_process)
+        self.secret = load_secret(config.secret_file)
+        if self.secret is None and in_process:
+            self.secret = new_secret().encode()
+        self._injector = FaultInjector(config.faults, num_nodes)
+
+    @staticmethod
+    def _addresses(
+        config: TransportConfig, num_nodes: int, in_process: bool
+    ) -> Sequence[tuple[str, int]]:
+        if in_process and not config.addresses and config.base_port <= 0:
+            return [(config.host, p) for p in free_ports(num_nodes, config.host)]
+        return addresses_from(
+            num_nodes, addresses=config.addresses, host=config.host, base_port=config.base_port
+        )
+
+    @property
+    def injector(self) -> FaultInjector:
+        """The fault injector every endpoint applies to its sent messages."""
+        return self._injector
+
+    def endpoint(self, node: int) -> TcpTransport:
+        """Node ``node``'s endpoint (it starts listening now)."""
+        t = self.config
+        if self.secret is None:
+            log.warning(
+                "node %d: tcp connections are not authenticated; set transport.secret_file "
+                "or $%s to the same secret on every node",
+                node,
+                SECRET_ENV,
+            )
+        return TcpTransport(
+            node,
+            self.addresses,
+            run_id=self.options.run_id,
+            connect_timeout_s=t.connect_timeout_s,
+            chunk_bytes=t.chunk_bytes,
+            max_rounds_ahead=self.options.max_rounds_ahead,
+            max_message_bytes=t.max_message_bytes,
+            faults=self._injector,
+            dropped_wait_s=self.options.dropped_wait_s,
+            secret=self.secret,
+        )
+
+
+register(Backend("loopback", open=open_loopback, processes=False))
+register(Backend("tcp", open=TcpNetwork, processes=True))
