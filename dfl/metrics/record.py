@@ -11,7 +11,7 @@ holds ``None`` there instead of a stand-in value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, SupportsFloat, SupportsInt
 
 EVALUATION_KEYS = (
     "test_accuracy_mean",
@@ -37,11 +37,11 @@ def is_eval_round(round_: int, rounds: int, eval_every: int) -> bool:
 def metrics_record(
     round_: int,
     *,
-    wall_time: float,
-    compile_time: float,
-    train_loss: float,
-    evaluation: Mapping[str, Any],
-    bytes_sent_per_node: float,
+    wall_time: SupportsFloat,
+    compile_time: SupportsFloat,
+    train_loss: SupportsFloat,
+    evaluation: Mapping[str, SupportsFloat | None],
+    bytes_sent_per_node: SupportsFloat,
     **extra: Any,
 ) -> dict[str, Any]:
     """One metrics record (see the README's metrics table).
@@ -73,7 +73,9 @@ def metrics_record(
     }
 
 
-def privacy_record(epsilons: Sequence[float], delta: float, dropped: int) -> dict[str, Any]:
+def privacy_record(
+    epsilons: Sequence[SupportsFloat], delta: SupportsFloat, dropped: SupportsInt
+) -> dict[str, Any]:
     """The DP-SGD keys of a record over ``epsilons`` (one ε per node, in node order).
 
     Returns:
