@@ -7,7 +7,7 @@
   fixed-size (:func:`fixed_node_batches`) padded, masked batches;
 * accounting with ``dp_accounting``: :func:`dp_sgd_epsilon`,
   :func:`epsilon_per_node`, :func:`calibrate_noise`;
-* the runner's entry points: :func:`make_private` and :func:`plan_privacy`.
+* the runner's entry point: :func:`plan_privacy` (its :class:`PrivacyPlan`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dfl.privacy.accounting import (
 from dfl.privacy.clipping import clip_factors, clipped_sum, dp_grad_fn, per_example_grads
 from dfl.privacy.message import with_message_noise
 from dfl.privacy.noise import DPNoiseState, add_dp_noise, add_message_noise, gaussian_like
-from dfl.privacy.private import PrivacyPlan, make_private, plan_privacy, private_grad_fn
+from dfl.privacy.private import PrivacyPlan, plan_privacy, private_grad_fn
 from dfl.privacy.sampling import (
     MaskedBatches,
     fixed_batches,
@@ -54,7 +54,6 @@ __all__ = [
     "fixed_node_batches",
     "gaussian_like",
     "make_accountant",
-    "make_private",
     "per_example_grads",
     "plan_privacy",
     "poisson_batches",

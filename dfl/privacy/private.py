@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from dfl.algorithms.base import LossFn, Params
-from dfl.algorithms.local import GradFn, value_and_grad
+from dfl.algorithms.local import GradFn
 from dfl.privacy.accounting import calibrate_noise, check_combination, epsilon_per_node
 from dfl.privacy.clipping import dp_grad_fn
 from dfl.privacy.noise import add_dp_noise
@@ -71,40 +70,6 @@ def private_grad_fn(
         return loss, noisy
 
     return grad_fn
-
-
-def make_private(
-    loss_fn: LossFn,
-    optimizer: optax.GradientTransformation,
-    cfg: PrivacyConfig,
-    *,
-    expected_batch_size: float,
-    noise_multiplier: float | None = None,
-) -> tuple[GradFn, optax.GradientTransformation]:
-    """``(grad_fn, optimizer)`` to build an algorithm with, as ``cfg`` says.
-
-    Args:
-      loss_fn: the model's mean loss.
-      optimizer: the local optimizer, returned unchanged (the noise lives in
-        ``grad_fn``, where the per-node key is; see the module doc).
-      cfg: the privacy config; disabled gives the plain gradient.
-      expected_batch_size: B.
-      noise_multiplier: σ to use instead of ``cfg.noise_multiplier`` (the
-        calibrated one of :class:`PrivacyPlan`).
-
-    Returns:
-      The pair to pass as ``grad_fn=`` and optimizer to an algorithm builder.
-    """
-    if not cfg.enabled:
-        return value_and_grad(loss_fn), optimizer
-    sigma = cfg.noise_multiplier if noise_multiplier is None else noise_multiplier
-    grad_fn = private_grad_fn(
-        loss_fn,
-        l2_clip=cfg.l2_clip,
-        noise_multiplier=sigma,
-        expected_batch_size=expected_batch_size,
-    )
-    return grad_fn, optimizer
 
 
 @dataclasses.dataclass(frozen=True)
