@@ -48,7 +48,8 @@ def gaussian_like(tree: Any, key: jax.Array, stddev: float | jax.Array) -> Any:
     """Independent N(0, stddev²) noise shaped like every leaf of ``tree`` (its dtypes).
 
     Leaf ``i`` draws with the ``i``-th key of ``jax.random.split(key, leaves)``
-    (:func:`optax.tree_utils.tree_random_like`).
+    (:func:`optax.tree_utils.tree_random_like`), which under JAX's default
+    partitionable threefry is ``fold_in(key, i)``.
     """
     return otu.tree_scale(stddev, otu.tree_random_like(key, tree, jax.random.normal))
 

@@ -145,7 +145,10 @@ def test_message_noise():
 
 def test_gaussian_like_draws_every_leaf_apart_in_its_dtype():
     tree = {"a": jnp.zeros(4000), "b": jnp.zeros(4000), "h": jnp.zeros((50, 40), jnp.bfloat16)}
-    noise = gaussian_like(tree, jax.random.key(3), 0.5)
+    key = jax.random.key(3)
+    noise = gaussian_like(tree, key, 0.5)
+    first = 0.5 * jax.random.normal(jax.random.fold_in(key, 0), (4000,))  # leaf "a"
+    np.testing.assert_array_equal(noise["a"], first)  # the stream runs have always drawn
     assert jax.tree.map(lambda x: (x.shape, x.dtype), noise) == jax.tree.map(
         lambda x: (x.shape, x.dtype), tree
     )
