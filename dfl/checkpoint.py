@@ -277,11 +277,6 @@ class Checkpointer:
         self._manager.close()
 
 
-def to_numpy(tree: Any) -> Any:
-    """``tree`` with every leaf as a host numpy array (for ``.npz`` files)."""
-    return jax.tree.map(np.asarray, tree)
-
-
 def checkpoint_dir(cfg: Config, node_workdir: Path, node: int | None) -> Path:
     """Where a node (or, with ``node=None``, the simulation) keeps its checkpoints."""
     if cfg.checkpoint.dir:

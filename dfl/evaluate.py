@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax.tree_utils as otu
 
 from dfl.algorithms.base import Algorithm
 from dfl.models import FunctionalModel
@@ -19,7 +20,7 @@ def consensus_distance(params: Any) -> jax.Array:
         return jnp.sum((x - x.mean(axis=0)) ** 2)
 
     n = jax.tree.leaves(params)[0].shape[0]
-    return sum(per_leaf(x) for x in jax.tree.leaves(params)) / n
+    return otu.tree_sum(jax.tree.map(per_leaf, params)) / n
 
 
 def make_evaluate(algorithm: Algorithm, model: FunctionalModel, *, chunk: int = 2048):

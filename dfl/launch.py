@@ -122,6 +122,195 @@ def _process_backend(name: Any) -> str:
     return chosen.name if chosen.processes else "tcp"
 
 
+def node_addresses(cfg: Config) -> list[str]:
+    """``host:port`` of every node: ``transport.addresses``/``base_port``, else free ports."""
+    from dfl.transport.tcp import addresses_from, free_ports
+
+    n, t = cfg.topology.n, cfg.transport
+    if t.addresses or t.base_port > 0:
+        found = addresses_from(n, addresses=t.addresses, host=t.host, base_port=t.base_port)
+        return [f"{h}:{p}" for h, p in found]
+    return [f"{t.host}:{p}" for p in free_ports(n, t.host)]
+
+
+def node_children(
+    cfg: Config, overrides: Sequence[str], workdir: Path, addresses: Sequence[str], rid: str
+) -> list[Child]:
+    """The ``python -m dfl.node`` process of every node (not started yet)."""
+    from dfl.node.collect import node_dir
+
+    common = [
+        *_filtered(overrides),
+        f"transport.name={_process_backend(cfg.transport.name)}",
+        "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
+        f"transport.run_id={rid}",
+    ]
+    if cfg.resume:
+        common.append(f"+resume={cfg.resume}")
+    children = []
+    for i in range(cfg.topology.n):
+        d = node_dir(workdir, i)
+        args = [sys.executable, "-m", "dfl.node", *common, f"node.id={i}", f"node.workdir={d}"]
+        children.append(Child(i, [*args, f"hydra.run.dir={d}"], d))
+    return children
+
+
+def launch_env(cfg: Config) -> dict[str, str]:
+    """:func:`child_env`, with a fresh shared secret unless the run configures one."""
+    env = child_env()
+    if not cfg.transport.secret_file and not env.get(SECRET_ENV):
+        env[SECRET_ENV] = new_secret()  # the nodes of this launch authenticate each other
+    return env
+
+
+@dataclasses.dataclass
+class CrashFault:
+    """``transport.faults.crash_node``: SIGKILL that node at ``crash_round``, restart it later.
+
+    Attributes:
+      cfg: the run's config.
+      env: the environment a restarted node gets.
+      child: the node to crash (``None``: no crash fault).
+      killed: nodes killed by the fault and not (yet) restarted.
+      restart_at: when to restart the killed node (``None``: not planned).
+    """
+
+    cfg: Config
+    env: dict[str, str]
+    child: Child | None
+    killed: set[int] = dataclasses.field(default_factory=set)
+    restart_at: float | None = None
+
+    @classmethod
+    def of(cls, cfg: Config, env: dict[str, str], children: Sequence[Child]) -> CrashFault:
+        node = cfg.transport.faults.crash_node
+        return cls(cfg, env, children[node] if 0 <= node < len(children) else None)
+
+    def step(self, codes: dict[int, int | None]) -> bool:
+        """Kills or restarts the node when due; ``True`` when it was just restarted."""
+        c, faults = self.child, self.cfg.transport.faults
+        if c is None:
+            return False
+        if (
+            c.restarts == 0
+            and c.node not in self.killed
+            and codes.get(c.node) is None
+            and c.progress() >= faults.crash_round
+        ):
+            log.warning("SIGKILL node %d at round %d", c.node, c.progress())
+            c.signal(signal.SIGKILL)
+            assert c.proc is not None
+            c.proc.wait()
+            self.killed.add(c.node)
+            if faults.restart_after_s >= 0:
+                self.restart_at = time.monotonic() + faults.restart_after_s
+        if self.restart_at is not None and time.monotonic() >= self.restart_at:
+            self._restart(c)
+            return True
+        return False
+
+    def _restart(self, c: Child) -> None:
+        from dfl.checkpoint import checkpoint_dir
+
+        self.restart_at = None
+        c.restarts += 1
+        self.killed.discard(c.node)
+        ckpt = checkpoint_dir(self.cfg, c.workdir, c.node)
+        c.args = [a for a in c.args if not a.startswith("+resume=")]
+        log.warning("restarting node %d from %s", c.node, ckpt)
+        c.start(self.env, [f"+resume={ckpt}"])
+
+
+def exit_codes(children: Sequence[Child], killed: set[int], workdir: Path) -> dict[int, int | None]:
+    """Node → its exit code (``None``: running), the crash fault's victims left out.
+
+    Raises:
+      RuntimeError: naming the nodes that failed and their logs.
+    """
+    from dfl.node.collect import node_dir
+
+    codes = {c.node: c.proc.poll() for c in children if c.proc is not None and c.node not in killed}
+    failed = {i: code for i, code in codes.items() if code not in (None, 0)}
+    if failed:
+        raise RuntimeError(
+            f"node(s) {sorted(failed)} exited with {failed}; see "
+            + ", ".join(str(node_dir(workdir, i) / "node.log") for i in failed)
+        )
+    return codes
+
+
+def supervise(
+    cfg: Config,
+    children: Sequence[Child],
+    crash: CrashFault,
+    workdir: Path,
+    *,
+    progress: bool,
+    timeout_s: float | None,
+) -> None:
+    """Waits until every node finished, applying the crash fault and showing progress.
+
+    Raises:
+      RuntimeError: if a node fails or ``timeout_s`` passes.
+    """
+    from dfl.metrics.display import node_fields, round_progress
+
+    start = time.monotonic()
+    with round_progress(enabled=progress) as bar:
+        task = bar.add_task("nodes", total=cfg.rounds, loss="-", acc="-")
+        while True:
+            codes = exit_codes(children, crash.killed, workdir)
+            if crash.step(codes):
+                continue
+            if crash.restart_at is None and all(code == 0 for code in codes.values()):
+                break
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise RuntimeError(f"deployment did not finish within {timeout_s}s")
+            statuses = [c.status() for c in children]
+            loss, acc = node_fields(statuses)
+            done = min(int(st.get("round", 0)) for st in statuses)
+            bar.update(task, completed=done, loss=loss, acc=acc)
+            time.sleep(0.2)
+        loss, acc = node_fields([c.status() for c in children])
+        bar.update(task, completed=cfg.rounds, loss=loss, acc=acc)
+
+
+def collect_launch(
+    cfg: Config,
+    optimizer: Any,
+    workdir: Path,
+    children: Sequence[Child],
+    *,
+    addresses: Sequence[str],
+    rid: str,
+) -> list[dict[str, Any]]:
+    """Combines the nodes' files into the run's records and writes them, ``metadata.json``
+    and ``deployment.json`` (each node's last record, restarts, addresses, run id)."""
+    import optax
+
+    from dfl.experiment import build_experiment
+    from dfl.metrics import MetricsWriter, read_jsonl
+    from dfl.node.collect import combine_files, write_metadata, write_summary
+    from dfl.node.program import build_program
+
+    exp = build_experiment(cfg, optimizer if optimizer is not None else optax.sgd(0.0))
+    program = build_program(exp)
+    records = combine_files(exp, workdir, program.params(program.init(0)))
+    write_metadata(workdir, exp, program.spec, rid)
+    with MetricsWriter(workdir) as writer:
+        for r in records:
+            writer.write(r)
+    last = {}
+    for c in children:
+        path = c.workdir / "metrics.jsonl"
+        recs = read_jsonl(path) if path.exists() else []
+        last[c.node] = recs[-1] if recs else None
+    restarts = {c.node: c.restarts for c in children}
+    summary = {"nodes": last, "restarts": restarts, "addresses": list(addresses), "run_id": rid}
+    write_summary(workdir, summary)
+    return records
+
+
 def launch_processes(
     cfg: Config,
     overrides: Sequence[str],
@@ -150,138 +339,23 @@ def launch_processes(
     Raises:
       RuntimeError: if a node fails (every other node is stopped first).
     """
-    import optax
-
-    from dfl.checkpoint import checkpoint_dir
-    from dfl.experiment import build_experiment
-    from dfl.metrics import MetricsWriter, read_jsonl
-    from dfl.metrics.display import node_fields, round_progress
-    from dfl.node.collect import combine_files, node_dir, write_metadata, write_summary
-    from dfl.node.program import build_program
     from dfl.node.setup import run_id
-    from dfl.transport.tcp import addresses_from, free_ports
 
     workdir = Path(workdir).resolve()
-    n = cfg.topology.n
-    t = cfg.transport
-    if t.addresses or t.base_port > 0:
-        addresses = [
-            f"{h}:{p}"
-            for h, p in addresses_from(n, addresses=t.addresses, host=t.host, base_port=t.base_port)
-        ]
-    else:
-        addresses = [f"{t.host}:{p}" for p in free_ports(n, t.host)]
-    rid = run_id(cfg)
-    common = [
-        *_filtered(overrides),
-        f"transport.name={_process_backend(t.name)}",
-        "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
-        f"transport.run_id={rid}",
-    ]
-    if cfg.resume:
-        common.append(f"+resume={cfg.resume}")
-    children = []
-    for i in range(n):
-        d = node_dir(workdir, i)
-        args = [
-            sys.executable,
-            "-m",
-            "dfl.node",
-            *common,
-            f"node.id={i}",
-            f"node.workdir={d}",
-            f"hydra.run.dir={d}",
-        ]
-        children.append(Child(i, args, d))
-    env = child_env()
-    if not t.secret_file and not env.get(SECRET_ENV):
-        env[SECRET_ENV] = new_secret()  # the nodes of this launch authenticate each other
-    faults = t.faults
-    crash = children[faults.crash_node] if 0 <= faults.crash_node < n else None
-    killed: set[int] = set()  # nodes killed by the crash fault and not (yet) restarted
-    restart_at: float | None = None
-    start = time.monotonic()
+    addresses, rid = node_addresses(cfg), run_id(cfg)
+    children = node_children(cfg, overrides, workdir, addresses, rid)
+    env = launch_env(cfg)
+    crash = CrashFault.of(cfg, env, children)
     for c in children:
         c.start(env)
-    log.info(
-        "started %d node processes (pids %s), run dir %s",
-        n,
-        [c.proc.pid for c in children if c.proc],
-        workdir,
-    )
+    pids = [c.proc.pid for c in children if c.proc]
+    log.info("started %d node processes (pids %s), run dir %s", len(children), pids, workdir)
     try:
-        with round_progress(enabled=progress) as bar:
-            task = bar.add_task("nodes", total=cfg.rounds, loss="-", acc="-")
-            while True:
-                codes = {
-                    c.node: c.proc.poll()
-                    for c in children
-                    if c.proc is not None and c.node not in killed
-                }
-                failed = {i: code for i, code in codes.items() if code not in (None, 0)}
-                if failed:
-                    raise RuntimeError(
-                        f"node(s) {sorted(failed)} exited with {failed}; see "
-                        + ", ".join(str(node_dir(workdir, i) / "node.log") for i in failed)
-                    )
-                if (
-                    crash is not None
-                    and crash.restarts == 0
-                    and crash.node not in killed
-                    and codes.get(crash.node) is None
-                    and crash.progress() >= faults.crash_round
-                ):
-                    log.warning("SIGKILL node %d at round %d", crash.node, crash.progress())
-                    crash.signal(signal.SIGKILL)
-                    crash.proc.wait()
-                    killed.add(crash.node)
-                    if faults.restart_after_s >= 0:
-                        restart_at = time.monotonic() + faults.restart_after_s
-                if crash is not None and restart_at is not None and time.monotonic() >= restart_at:
-                    restart_at = None
-                    crash.restarts += 1
-                    killed.discard(crash.node)
-                    ckpt = checkpoint_dir(cfg, crash.workdir, crash.node)
-                    crash.args = [a for a in crash.args if not a.startswith("+resume=")]
-                    log.warning("restarting node %d from %s", crash.node, ckpt)
-                    crash.start(env, [f"+resume={ckpt}"])
-                    continue
-                if restart_at is None and all(code == 0 for code in codes.values()):
-                    break
-                if timeout_s is not None and time.monotonic() - start > timeout_s:
-                    raise RuntimeError(f"deployment did not finish within {timeout_s}s")
-                statuses = [c.status() for c in children]
-                loss, acc = node_fields(statuses)
-                done = min(int(st.get("round", 0)) for st in statuses)
-                bar.update(task, completed=done, loss=loss, acc=acc)
-                time.sleep(0.2)
-            loss, acc = node_fields([c.status() for c in children])
-            bar.update(task, completed=cfg.rounds, loss=loss, acc=acc)
+        supervise(cfg, children, crash, workdir, progress=progress, timeout_s=timeout_s)
     except BaseException:
         stop_children(children)
         raise
-    exp = build_experiment(cfg, optimizer if optimizer is not None else optax.sgd(0.0))
-    program = build_program(exp)
-    records = combine_files(exp, workdir, program.params(program.init(0)))
-    write_metadata(workdir, exp, program.spec, rid)
-    with MetricsWriter(workdir) as writer:
-        for r in records:
-            writer.write(r)
-    last = {}
-    for c in children:
-        path = c.workdir / "metrics.jsonl"
-        recs = read_jsonl(path) if path.exists() else []
-        last[c.node] = recs[-1] if recs else None
-    write_summary(
-        workdir,
-        {
-            "nodes": last,
-            "restarts": {c.node: c.restarts for c in children},
-            "addresses": addresses,
-            "run_id": rid,
-        },
-    )
-    return records
+    return collect_launch(cfg, optimizer, workdir, children, addresses=addresses, rid=rid)
 
 
 def stop_children(children: Sequence[Child], grace_s: float = 10.0) -> None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import optax.tree_utils as otu
 
 from dfl.compression.base import Compressor
 
@@ -69,16 +70,14 @@ class EF21State(NamedTuple):
     inner: Any
 
 
-def _zeros_like(x: Any) -> Any:
-    return jax.tree.map(lambda v: v * 0, x)
-
-
 def _add(a: Any, b: Any) -> Any:
-    return jax.tree.map(lambda u, v: u + v.astype(u.dtype), a, b)
+    """``a + b``, ``b`` cast to ``a``'s dtypes."""
+    return otu.tree_add(a, otu.tree_cast_like(b, a))
 
 
 def _sub(a: Any, b: Any) -> Any:
-    return jax.tree.map(lambda u, v: u - v.astype(u.dtype), a, b)
+    """``a − b``, ``b`` cast to ``a``'s dtypes."""
+    return otu.tree_sub(a, otu.tree_cast_like(b, a))
 
 
 def error_feedback(compressor: Compressor) -> Compressor:
@@ -93,7 +92,7 @@ def error_feedback(compressor: Compressor) -> Compressor:
     """
 
     def init(x: Any, key: jax.Array) -> ErrorFeedbackState:
-        return ErrorFeedbackState(_zeros_like(x), compressor.init(x, key))
+        return ErrorFeedbackState(otu.tree_zeros_like(x), compressor.init(x, key))
 
     def compress(delta: Any, state: ErrorFeedbackState) -> tuple[Any, ErrorFeedbackState]:
         v = _add(delta, state.residual)
@@ -118,7 +117,7 @@ def ef21(compressor: Compressor) -> Compressor:
     """
 
     def init(x: Any, key: jax.Array) -> EF21State:
-        return EF21State(_zeros_like(x), compressor.init(x, key))
+        return EF21State(otu.tree_zeros_like(x), compressor.init(x, key))
 
     def compress(x: Any, state: EF21State) -> tuple[Any, EF21State]:
         encoded, inner = compressor.compress(_sub(x, state.public), state.inner)

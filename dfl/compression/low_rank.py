@@ -95,6 +95,42 @@ def is_compressed(shape: tuple[int, ...], rank: int) -> bool:
     return rank * (m + n) < m * n
 
 
+def initial_state(x: Any, key: jax.Array, rank: int) -> LowRankState:
+    """Gaussian starts Q ``[n, rank]`` of the matrix leaves (leaf ``i``: ``fold_in(key, i)``)."""
+    leaves = jax.tree.leaves(x)
+    qs = []
+    for i, leaf in enumerate(leaves):
+        shape = tuple(leaf.shape)
+        if not is_compressed(shape, rank):
+            qs.append(None)
+            continue
+        _, n, _ = matrix_view(shape)
+        qs.append(jax.random.normal(jax.random.fold_in(key, i), (n, rank), jnp.float32))
+    return LowRankState(jax.random.fold_in(key, len(leaves)), tuple(qs))
+
+
+def power_step(x: jax.Array, q: jax.Array) -> tuple[LowRankLeaf, jax.Array]:
+    """``P = orth(M Q)``, ``R = Mᵀ P`` of leaf ``x`` and the next start (R, or Q when M = 0)."""
+    shape = tuple(x.shape)
+    _, _, transposed = matrix_view(shape)
+    mat = x.reshape(-1, shape[-1]).astype(jnp.float32)
+    mat = mat.T if transposed else mat
+    p, _ = jnp.linalg.qr(mat @ q)
+    r = mat.T @ p
+    # Keep the old start when M is zero (R = 0 would stall the iteration).
+    new_q = jnp.where(jnp.any(r != 0), r, q)
+    return LowRankLeaf(p, r, shape, str(x.dtype), transposed), new_q
+
+
+def expand(leaf: Any) -> Any:
+    """The dense leaf ``P Rᵀ`` of a :class:`LowRankLeaf` (other leaves unchanged)."""
+    if not isinstance(leaf, LowRankLeaf):
+        return leaf
+    mat = leaf.p @ leaf.r.T
+    mat = mat.T if leaf.transposed else mat
+    return mat.reshape(leaf.shape).astype(leaf.dtype)
+
+
 def low_rank(*, rank: int = 1, warm_start: bool = True) -> Compressor:
     """Rank-``rank`` power-iteration compression of every weight matrix.
 
@@ -110,27 +146,7 @@ def low_rank(*, rank: int = 1, warm_start: bool = True) -> Compressor:
         raise ValueError(f"low_rank needs rank >= 1, found {rank=}")
 
     def init(x: Any, key: jax.Array) -> LowRankState:
-        leaves = jax.tree.leaves(x)
-        qs = []
-        for i, leaf in enumerate(leaves):
-            shape = tuple(leaf.shape)
-            if not is_compressed(shape, rank):
-                qs.append(None)
-                continue
-            _, n, _ = matrix_view(shape)
-            qs.append(jax.random.normal(jax.random.fold_in(key, i), (n, rank), jnp.float32))
-        return LowRankState(jax.random.fold_in(key, len(leaves)), tuple(qs))
-
-    def compress_leaf(x: jax.Array, q: jax.Array) -> tuple[LowRankLeaf, jax.Array]:
-        shape = tuple(x.shape)
-        _, _, transposed = matrix_view(shape)
-        mat = x.reshape(-1, shape[-1]).astype(jnp.float32)
-        mat = mat.T if transposed else mat
-        p, _ = jnp.linalg.qr(mat @ q)
-        r = mat.T @ p
-        # Keep the old start when M is zero (R = 0 would stall the iteration).
-        new_q = jnp.where(jnp.any(r != 0), r, q)
-        return LowRankLeaf(p, r, shape, str(x.dtype), transposed), new_q
+        return initial_state(x, key, rank)
 
     def compress(x: Any, state: LowRankState) -> tuple[Any, LowRankState]:
         leaves, treedef = jax.tree.flatten(x)
@@ -143,19 +159,12 @@ def low_rank(*, rank: int = 1, warm_start: bool = True) -> Compressor:
                 continue
             if not warm_start:
                 q = jax.random.normal(jax.random.fold_in(fresh, i), q.shape, q.dtype)
-            enc, q = compress_leaf(leaf, q)
+            enc, q = power_step(leaf, q)
             encoded.append(enc)
             qs.append(q)
         return jax.tree.unflatten(treedef, encoded), LowRankState(key, tuple(qs))
 
-    def decompress_leaf(leaf):
-        if not isinstance(leaf, LowRankLeaf):
-            return leaf
-        mat = leaf.p @ leaf.r.T
-        mat = mat.T if leaf.transposed else mat
-        return mat.reshape(leaf.shape).astype(leaf.dtype)
-
     def decompress(encoded: Any) -> Any:
-        return jax.tree.map(decompress_leaf, encoded, is_leaf=lambda n: isinstance(n, LowRankLeaf))
+        return jax.tree.map(expand, encoded, is_leaf=lambda n: isinstance(n, LowRankLeaf))
 
     return Compressor("low_rank", init, compress, decompress)

@@ -46,6 +46,37 @@ def device_sizes(rng: np.random.Generator, num_devices: int, samples_per_device:
     return rng.lognormal(4.0, 2.0, num_devices).astype(np.int64) + 50
 
 
+def device_samples(
+    rng: np.random.Generator, n: int, u_k: float, b_k: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Device k's ``n`` samples: ``x ~ N(v_k, Σ)``, ``y = argmax(W_k x + b_k)``.
+
+    ``v_k ~ N(B_k, 1)``, ``W_k, b_k ~ N(u_k, 1)`` (drawn from ``rng`` in that order),
+    ``Σ = diag(j^-1.2)``.
+    """
+    scale = np.arange(1, NUM_FEATURES + 1, dtype=np.float64) ** (-1.2 / 2)  # sqrt(Σ_jj)
+    v = rng.normal(b_k, 1.0, NUM_FEATURES)
+    W = rng.normal(u_k, 1.0, (NUM_FEATURES, NUM_CLASSES))
+    b = rng.normal(u_k, 1.0, NUM_CLASSES)
+    x = v + rng.standard_normal((n, NUM_FEATURES)) * scale
+    return x, np.argmax(x @ W + b, axis=1)  # argmax of softmax == argmax of logits
+
+
+def _check_options(
+    test_fraction: float, alpha: float, beta: float, num_devices: int, samples_per_device: int
+) -> None:
+    check_fraction(test_fraction)
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"synthetic alpha and beta must be >= 0, found {alpha=}, {beta=}")
+    if num_devices < 1:
+        raise ValueError(f"synthetic num_devices must be >= 1, found {num_devices}")
+    if samples_per_device < 0 or samples_per_device == 1:
+        raise ValueError(
+            "synthetic samples_per_device must be 0 (lognormal sizes) or >= 2, found "
+            f"{samples_per_device}"
+        )
+
+
 def load_synthetic(
     *,
     seed: int,
@@ -73,32 +104,17 @@ def load_synthetic(
     Returns:
       A :class:`Dataset` with features ``(60,)``, 10 classes and ``train_groups``.
     """
-    check_fraction(test_fraction)
-    if alpha < 0 or beta < 0:
-        raise ValueError(f"synthetic alpha and beta must be >= 0, found {alpha=}, {beta=}")
-    if num_devices < 1:
-        raise ValueError(f"synthetic num_devices must be >= 1, found {num_devices}")
-    if samples_per_device < 0 or samples_per_device == 1:
-        raise ValueError(
-            "synthetic samples_per_device must be 0 (lognormal sizes) or >= 2, found "
-            f"{samples_per_device}"
-        )
+    _check_options(test_fraction, alpha, beta, num_devices, samples_per_device)
     rng = np.random.default_rng(seed)
     split_rng = np.random.default_rng([seed, 1])
     sizes = device_sizes(rng, num_devices, samples_per_device)
     u = rng.normal(0.0, alpha, num_devices)
     B = rng.normal(0.0, beta, num_devices)
-    scale = np.arange(1, NUM_FEATURES + 1, dtype=np.float64) ** (-1.2 / 2)  # sqrt(Σ_jj)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("xtr", "ytr", "gtr", "xte", "yte")}
     for k in range(num_devices):
-        n = int(sizes[k])
-        v = rng.normal(B[k], 1.0, NUM_FEATURES)
-        W = rng.normal(u[k], 1.0, (NUM_FEATURES, NUM_CLASSES))
-        b = rng.normal(u[k], 1.0, NUM_CLASSES)
-        x = v + rng.standard_normal((n, NUM_FEATURES)) * scale
-        y = np.argmax(x @ W + b, axis=1)  # argmax of softmax == argmax of logits
-        perm = split_rng.permutation(n)
-        n_test = min(round(test_fraction * n), n - 1)
+        x, y = device_samples(rng, int(sizes[k]), u[k], B[k])
+        perm = split_rng.permutation(len(y))
+        n_test = min(round(test_fraction * len(y)), len(y) - 1)
         te, tr = perm[:n_test], np.sort(perm[n_test:])
         parts["xtr"].append(x[tr])
         parts["ytr"].append(y[tr])

@@ -1,4 +1,4 @@
-"""Helpers shared by the mixers: dtypes, per-node broadcasting, cache-blocked in-place mixing."""
+"""Helpers shared by the mixers: dtypes and cache-blocked in-place mixing."""
 
 from __future__ import annotations
 
@@ -29,11 +29,6 @@ def weight_dtype() -> jnp.dtype:
 def compute_dtype(x: jax.Array) -> jnp.dtype:
     """The dtype a leaf is mixed in: at least float32 (bf16/f16 leaves are upcast)."""
     return jnp.promote_types(x.dtype, weight_dtype())
-
-
-def per_node(v: jax.Array, x: jax.Array) -> jax.Array:
-    """Reshapes a ``[N, ...]`` per-node array to broadcast against leaf ``x`` ``[N, ...]``."""
-    return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
 
 
 def to_device(a: np.ndarray, dtype) -> jax.Array:

@@ -21,8 +21,9 @@ import numpy as np
 
 from dfl.evaluate import make_evaluate, make_local_evaluate
 from dfl.experiment import Experiment
-from dfl.metrics import read_jsonl
+from dfl.metrics import metrics_record, privacy_record, read_jsonl, run_metadata
 from dfl.node.runner import load_params, params_path
+from dfl.transport.wire import framed_nbytes
 
 SUMMED = (
     "messages_sent",
@@ -31,7 +32,6 @@ SUMMED = (
     "messages_rejected",
     "messages_late",
     "rounds_skipped",
-    "dp_dropped_examples",
 )
 """Node counters that the combined record sums over nodes."""
 
@@ -70,35 +70,46 @@ def make_scorer(exp: Experiment):
 def combine_round(
     score, round_: int, records: Sequence[Mapping[str, Any]], params: Sequence[Any]
 ) -> dict[str, Any]:
-    """One combined record from the nodes' records and parameters of ``round_``."""
+    """One combined record from the nodes' records and parameters of ``round_``.
+
+    Args:
+      score: :func:`make_scorer`'s function.
+      round_: the evaluation round.
+      records: the records of the nodes that reported it (any order).
+      params: their evaluated parameters, in the order of ``records``.
+
+    Returns:
+      :func:`dfl.metrics.metrics_record` over the reporting nodes: the simulation's
+      keys (their times the slowest node's, their counters the mean over nodes),
+      the spread of bytes sent and loss, ``bytes_received_per_node``,
+      ``nodes_reporting``, the :data:`SUMMED` counters and, when every node
+      accounted DP-SGD, the privacy keys.
+    """
     stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
     sent = np.asarray([r["bytes_sent_per_node"] for r in records], dtype=np.float64)
     received = [float(r.get("bytes_received_per_node", 0.0)) for r in records]
     loss = np.asarray([r["train_loss"] for r in records], dtype=np.float64)
-    record: dict[str, Any] = {
-        "round": round_,
-        "wall_time": max(r["wall_time"] for r in records),
-        "compile_time": max(r.get("compile_time", 0.0) for r in records),
-        "train_loss": float(loss.mean()),
-        **score(stacked, [int(r["node"]) for r in records]),
-        "bytes_sent_per_node": float(sent.mean()),
-        "bytes_sent_per_node_min": float(sent.min()),
-        "bytes_sent_per_node_max": float(sent.max()),
-        "bytes_received_per_node": float(np.mean(received)),
-        "train_loss_min": float(loss.min()),
-        "train_loss_max": float(loss.max()),
-        "nodes_reporting": len(records),
-    }
-    for key in SUMMED:
-        record[key] = int(sum(r.get(key, 0) for r in records))
+    privacy = {}
     if all("epsilon" in r for r in records):
         by_node = sorted(records, key=lambda r: r["node"])
-        record["epsilon_per_node"] = [r["epsilon"] for r in by_node]
-        record["epsilon"] = max(record["epsilon_per_node"])
-        record["delta"] = records[0]["delta"]
-    else:
-        del record["dp_dropped_examples"]
-    return record
+        dropped = sum(r.get("dp_dropped_examples", 0) for r in records)
+        privacy = privacy_record([r["epsilon"] for r in by_node], records[0]["delta"], dropped)
+    return metrics_record(
+        round_,
+        wall_time=max(r["wall_time"] for r in records),
+        compile_time=max(r.get("compile_time", 0.0) for r in records),
+        train_loss=loss.mean(),
+        evaluation=score(stacked, [int(r["node"]) for r in records]),
+        bytes_sent_per_node=sent.mean(),
+        bytes_sent_per_node_min=float(sent.min()),
+        bytes_sent_per_node_max=float(sent.max()),
+        bytes_received_per_node=float(np.mean(received)),
+        train_loss_min=float(loss.min()),
+        train_loss_max=float(loss.max()),
+        nodes_reporting=len(records),
+        **{key: int(sum(r.get(key, 0) for r in records)) for key in SUMMED},
+        **privacy,
+    )
 
 
 def latest_by_round(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -139,15 +150,12 @@ def combine_files(exp: Experiment, workdir: str | Path, like_params: Any) -> lis
 
 def write_metadata(workdir: str | Path, exp: Experiment, spec: Any, run_id: str) -> None:
     """Writes ``metadata.json`` (as the simulation does) with the deployment's facts."""
-    from dfl.metrics import run_metadata
-    from dfl.transport.wire import header_nbytes
-
     cfg = exp.config
     meta = run_metadata(
         cfg.seed,
         nodes=exp.n,
         mixing=exp.schedule.rule_name,
-        message_bytes=spec.nbytes + header_nbytes(spec.nbytes, cfg.transport.chunk_bytes),
+        message_bytes=framed_nbytes(spec.nbytes, cfg.transport.chunk_bytes),
         payload_bytes=spec.nbytes,
         node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
         transport=cfg.transport.name,

@@ -106,7 +106,7 @@ class _Node:
             self.rounds_done = done
             self.status = {"loss": info.get("loss")}
             if runner.records:
-                self.status["acc"] = runner.records[-1]["test_accuracy_mean"]
+                self.status["acc"] = runner.records[-1]["test_accuracy"]
 
         runner = NodeRunner(
             d.program,
@@ -226,6 +226,36 @@ def run_in_process(
     exp = program.exp
     workdir = Path(workdir) if workdir is not None else None
     d = _Deployment(cfg, program, workdir, stop_round)
+    _run_threads(d, progress, on_progress)
+    d.close_unclaimed()
+    errors = [(n.node, n.error) for n in d.nodes if n.error is not None]
+    if errors:
+        node, error = errors[0]
+        raise RuntimeError(f"node {node} failed: {error}") from error
+    injector = d.injector
+    result = DeployResult(
+        records=_combine(d),
+        nodes={n.node: n.result for n in d.nodes if n.result is not None},
+        experiment=exp,
+        faults=injector.stats if injector is not None and injector.active else None,
+        workdir=workdir,
+    )
+    if workdir is not None:
+        write_outputs(workdir, result, program.spec, run_id(cfg))
+    return result
+
+
+def write_outputs(workdir: Path, result: DeployResult, spec: Any, rid: str) -> None:
+    """Writes a finished deployment's combined records, ``deployment.json`` and metadata."""
+    with MetricsWriter(workdir) as writer:
+        for r in result.records:
+            writer.write(r)
+    write_summary(workdir, summary(result))
+    write_metadata(workdir, result.experiment, spec, rid)
+
+
+def _run_threads(d: _Deployment, progress: bool, on_progress) -> None:
+    """Starts every node's thread and waits for all; Ctrl-C stops them all first."""
     for node in d.nodes:
         node.start()
     try:
@@ -236,27 +266,6 @@ def run_in_process(
             for t in list(node.threads):
                 t.join(timeout=10)
         raise
-    d.close_unclaimed()
-    errors = [(n.node, n.error) for n in d.nodes if n.error is not None]
-    if errors:
-        node, error = errors[0]
-        raise RuntimeError(f"node {node} failed: {error}") from error
-    records = _combine(d)
-    injector = d.injector
-    result = DeployResult(
-        records=records,
-        nodes={n.node: n.result for n in d.nodes if n.result is not None},
-        experiment=exp,
-        faults=injector.stats if injector is not None and injector.active else None,
-        workdir=workdir,
-    )
-    if workdir is not None:
-        with MetricsWriter(workdir) as writer:
-            for r in records:
-                writer.write(r)
-        write_summary(workdir, summary(result))
-        write_metadata(workdir, exp, program.spec, run_id(cfg))
-    return result
 
 
 def _wait(d: _Deployment, progress: bool, on_progress) -> None:

@@ -12,10 +12,11 @@ exchange → combine as in :mod:`dfl.sim.round`::
 The node's clock (``wall_time``) starts before it compiles ``step`` and ``combine``
 ahead of time (``compile_time``, part of ``wall_time``), as the simulation's does.
 
-At evaluation rounds it writes the simulation's metrics record keys for itself
-(``metrics.jsonl``; ``consensus_distance`` is ``None``: only the launcher sees
-every node) and its evaluated parameters (``params/round_<r>.npz``) for the
-launcher to combine.
+At evaluation rounds it writes its own metrics record (``metrics.jsonl``,
+:func:`dfl.metrics.metrics_record`: its model's ``test_accuracy``; the
+aggregates over nodes, ``test_accuracy_mean`` ... ``consensus_distance``, are
+``None``: only the launcher sees every node) and its evaluated parameters
+(``params/round_<r>.npz``) for the launcher to combine.
 
 **Crash and rejoin.** With ``checkpoint.every = k`` the node saves its state,
 round and counters every ``k`` rounds. A node killed (even with SIGKILL) and
@@ -43,7 +44,7 @@ import numpy as np
 
 from dfl import data as dfl_data
 from dfl.checkpoint import Checkpointer
-from dfl.metrics import MetricsWriter
+from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.program import NodeProgram, senders_of
 from dfl.transport.base import Transport
@@ -97,11 +98,6 @@ class NodeResult:
     counters: Counters
     rounds_run: int
     compile_time: float
-
-
-def is_eval_round(round_: int, rounds: int, eval_every: int) -> bool:
-    """Whether 1-based ``round_`` is evaluated (as in the simulation)."""
-    return round_ % eval_every == 0 or round_ == rounds
 
 
 def save_params(path: Path, params: Any) -> None:
@@ -319,30 +315,31 @@ class NodeRunner:
         fed = self.exp.federated
         acc = float(self.program.accuracy(state, fed.test_x, fed.test_y))
         c = self._count_received(round_)
-        record = {
-            "round": round_,
-            "wall_time": time.perf_counter() - began,
-            "compile_time": compile_time,
-            "train_loss": float(info["loss"]),
-            "test_accuracy_mean": acc,
-            "test_accuracy_min": acc,
-            "test_accuracy_max": acc,
-            "test_accuracy_avg_model": acc,
-            "consensus_distance": None,
-            "bytes_sent_per_node": float(c.bytes_sent),
-            "bytes_received_per_node": float(c.bytes_received),
-            "node": self.node,
-            "messages_sent": c.messages_sent,
-            "messages_received": c.messages_received,
-            "messages_missing": c.messages_missing,
-            "messages_rejected": c.messages_rejected,
-            "messages_late": c.messages_late,
-            "rounds_skipped": c.rounds_skipped,
-        }
+        privacy = {}
         if self.exp.privacy is not None:
-            record["epsilon"] = self.exp.privacy.epsilons(round_)[self.node]
-            record["delta"] = self.exp.privacy.config.delta
-            record["dp_dropped_examples"] = c.dp_dropped_examples
+            privacy = {
+                "epsilon": self.exp.privacy.epsilons(round_)[self.node],
+                "delta": self.exp.privacy.config.delta,
+                "dp_dropped_examples": c.dp_dropped_examples,
+            }
+        # Only its own model: the aggregates over nodes are the launcher's (None here).
+        record = metrics_record(
+            round_,
+            wall_time=time.perf_counter() - began,
+            compile_time=compile_time,
+            train_loss=info["loss"],
+            evaluation={"test_accuracy": acc},
+            bytes_sent_per_node=c.bytes_sent,
+            bytes_received_per_node=float(c.bytes_received),
+            node=self.node,
+            messages_sent=c.messages_sent,
+            messages_received=c.messages_received,
+            messages_missing=c.messages_missing,
+            messages_rejected=c.messages_rejected,
+            messages_late=c.messages_late,
+            rounds_skipped=c.rounds_skipped,
+            **privacy,
+        )
         self.records.append(record)
         if self.keep_params:
             self.params_at[round_] = self.program.params(state)

@@ -64,7 +64,7 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
     def on_round(done: int, info: dict[str, Any]) -> None:
         heartbeat.beat(done)
         if runner.records:  # the accuracy of its last evaluation, for the launcher's bar
-            info = {**info, "acc": runner.records[-1]["test_accuracy_mean"]}
+            info = {**info, "acc": runner.records[-1]["test_accuracy"]}
         write_progress(workdir, done, info)
 
     def stop(signum, frame):

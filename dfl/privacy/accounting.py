@@ -27,10 +27,12 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import dp_accounting
 import numpy as np
@@ -322,51 +324,85 @@ def calibrate_noise(
     if not target_epsilon > 0:
         raise ValueError(f"target_epsilon must be > 0, found {target_epsilon=}")
     check_combination(accountant, sampling)
-
-    def event(sigma: float) -> dp_accounting.DpEvent:
-        return dp_sgd_event(sigma, sample_rate, steps, sampling=sampling, dataset_size=dataset_size)
-
-    def coarse_epsilon(sigma: float, which: str) -> float:
-        acc = make_accountant(which, sampling, pld_interval=1e-3)
-        return float(acc.compose(event(sigma)).get_epsilon(delta))
-
-    def search(which: str, bracket) -> float:
-        # PLD is searched on a 10× coarser grid (10× faster): the pessimistic
-        # discretisation rounds losses up to a grid that contains the standard
-        # one, so it can only overstate ε; the result is checked on the standard grid.
-        sigma = dp_accounting.calibrate_dp_mechanism(
-            lambda: make_accountant(which, sampling, pld_interval=1e-3),
-            event,
-            target_epsilon,
-            delta,
-            bracket_interval=bracket,
-            tol=tol / 2,
-        )
-        # Brent returns a point within tol/2 of σ*; round up onto the private side.
-        sigma = math.ceil(float(sigma) / (tol / 2)) * (tol / 2)
-        while coarse_epsilon(sigma, which) > target_epsilon:
-            sigma += tol / 2
-        return sigma
-
+    problem = NoiseSearch(target_epsilon, sample_rate, steps, delta, sampling, dataset_size, tol)
     # RDP is cheap at any σ and never below PLD, so its σ bounds PLD's from above;
     # PLD itself is only evaluated in a bracket (tiny σ would need huge grids).
-    sigma = search("rdp", dp_accounting.LowerEndpointAndGuess(1e-3, 1.0))
+    sigma = problem.search("rdp", dp_accounting.LowerEndpointAndGuess(1e-3, 1.0))
     if accountant == "pld":
-        lower = 0.8 * sigma  # PLD's σ is typically 5–15 % below RDP's
-        while lower > 1e-2 and coarse_epsilon(lower, "pld") <= target_epsilon:
-            lower *= 0.8
-        sigma = search("pld", dp_accounting.ExplicitBracketInterval(lower, sigma))
-    while (
-        dp_sgd_epsilon(
-            sigma,
-            sample_rate,
-            steps,
-            delta,
-            accountant,
-            sampling=sampling,
-            dataset_size=dataset_size,
-        )
-        > target_epsilon
-    ):
+        bracket = dp_accounting.ExplicitBracketInterval(problem.pld_lower(sigma), sigma)
+        sigma = problem.search("pld", bracket)
+    while problem.epsilon(sigma, accountant) > target_epsilon:
         sigma += tol / 2
     return sigma
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseSearch:
+    """One noise calibration: the σ of ``steps`` DP-SGD steps at ``target_epsilon``.
+
+    Attributes: the arguments of :func:`calibrate_noise` of the same names.
+    """
+
+    target_epsilon: float
+    sample_rate: float
+    steps: int
+    delta: float
+    sampling: str
+    dataset_size: int | None
+    tol: float
+
+    def event(self, sigma: float) -> dp_accounting.DpEvent:
+        """The composed DP-SGD event at noise multiplier ``sigma``."""
+        return dp_sgd_event(
+            sigma,
+            self.sample_rate,
+            self.steps,
+            sampling=self.sampling,
+            dataset_size=self.dataset_size,
+        )
+
+    def epsilon(self, sigma: float, accountant: str) -> float:
+        """ε at ``sigma`` on the accountant's standard grid (:func:`dp_sgd_epsilon`)."""
+        return dp_sgd_epsilon(
+            sigma,
+            self.sample_rate,
+            self.steps,
+            self.delta,
+            accountant,
+            sampling=self.sampling,
+            dataset_size=self.dataset_size,
+        )
+
+    def coarse_epsilon(self, sigma: float, accountant: str) -> float:
+        """ε at ``sigma`` with PLD on a 10× coarser grid (never below the standard one)."""
+        acc = make_accountant(accountant, self.sampling, pld_interval=1e-3)
+        return float(acc.compose(self.event(sigma)).get_epsilon(self.delta))
+
+    def search(self, accountant: str, bracket: Any) -> float:
+        """Brent's σ in ``bracket``, raised in steps of ``tol / 2`` until its coarse ε is on target.
+
+        PLD is searched on a 10× coarser grid (10× faster): the pessimistic
+        discretisation rounds losses up to a grid that contains the standard one, so
+        it can only overstate ε; :func:`calibrate_noise` checks on the standard grid.
+        """
+        step = self.tol / 2
+        sigma = dp_accounting.calibrate_dp_mechanism(
+            lambda: make_accountant(accountant, self.sampling, pld_interval=1e-3),
+            self.event,
+            self.target_epsilon,
+            self.delta,
+            bracket_interval=bracket,
+            tol=step,
+        )
+        # Brent returns a point within tol/2 of σ*; round up onto the private side.
+        sigma = math.ceil(float(sigma) / step) * step
+        while self.coarse_epsilon(sigma, accountant) > self.target_epsilon:
+            sigma += step
+        return sigma
+
+    def pld_lower(self, rdp_sigma: float) -> float:
+        """A σ below PLD's, from RDP's (PLD's σ is typically 5–15 % below RDP's)."""
+        lower = 0.8 * rdp_sigma
+        while lower > 1e-2 and self.coarse_epsilon(lower, "pld") <= self.target_epsilon:
+            lower *= 0.8
+        return lower

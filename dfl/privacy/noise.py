@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import optax.tree_utils as otu
 
 
 class DPNoiseState(NamedTuple):
@@ -44,13 +45,13 @@ class DPNoiseState(NamedTuple):
 
 
 def gaussian_like(tree: Any, key: jax.Array, stddev: float | jax.Array) -> Any:
-    """Independent N(0, stddev²) noise shaped like every leaf of ``tree``."""
-    leaves, treedef = jax.tree.flatten(tree)
-    noise = [
-        stddev * jax.random.normal(jax.random.fold_in(key, i), jnp.shape(v), jnp.result_type(v))
-        for i, v in enumerate(leaves)
-    ]
-    return jax.tree.unflatten(treedef, noise)
+    """Independent N(0, stddev²) noise shaped like every leaf of ``tree`` (its dtypes).
+
+    Leaf ``i`` draws with the ``i``-th key of ``jax.random.split(key, leaves)``
+    (:func:`optax.tree_utils.tree_random_like`), which under JAX's default
+    partitionable threefry is ``fold_in(key, i)``.
+    """
+    return otu.tree_scale(stddev, otu.tree_random_like(key, tree, jax.random.normal))
 
 
 def add_dp_noise(
@@ -119,4 +120,4 @@ def add_message_noise(message: Any, key: jax.Array, stddev: float) -> Any:
                 f"message noise needs float leaves, found {jnp.result_type(leaf)} "
                 "(a compressed wire?): add the noise to the message before compressing"
             )
-    return jax.tree.map(jnp.add, message, gaussian_like(message, key, stddev))
+    return otu.tree_add(message, gaussian_like(message, key, stddev))

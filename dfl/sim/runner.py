@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dfl.checkpoint import checkpointers
+from dfl.checkpoint import Checkpointer, checkpointers
 from dfl.config.schema import Config
 from dfl.evaluate import make_evaluate, make_local_evaluate
 from dfl.experiment import (
@@ -26,12 +27,18 @@ from dfl.experiment import (
     make_sampler,
 )
 from dfl.gossip import FORMS, make_mixer
-from dfl.metrics import MetricsWriter, run_metadata
+from dfl.metrics import (
+    MetricsWriter,
+    is_eval_round,
+    metrics_record,
+    privacy_record,
+    run_metadata,
+)
 from dfl.metrics.display import print_table, round_progress, summary_table
 from dfl.resume import restore_run
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
-from dfl.transport.wire import header_nbytes
+from dfl.transport.wire import framed_nbytes
 
 
 @dataclasses.dataclass
@@ -77,13 +84,7 @@ def privacy_metrics(exp: Experiment, rounds: int, dropped: jax.Array | int) -> d
     truncation count ``dp_dropped_examples`` after ``rounds`` rounds; ``{}`` without DP."""
     if exp.privacy is None:
         return {}
-    eps = exp.privacy.epsilons(rounds)
-    return {
-        "epsilon": max(eps),
-        "epsilon_per_node": eps,
-        "delta": exp.privacy.config.delta,
-        "dp_dropped_examples": int(dropped),
-    }
+    return privacy_record(exp.privacy.epsilons(rounds), exp.privacy.config.delta, int(dropped))
 
 
 def privacy_metadata(exp: Experiment) -> dict[str, Any]:
@@ -103,9 +104,147 @@ def privacy_metadata(exp: Experiment) -> dict[str, Any]:
     }
 
 
-def is_eval_round(round_: int, cfg: Config) -> bool:
-    """Whether 1-based ``round_`` is evaluated: every ``eval_every`` and the last."""
-    return round_ % cfg.eval_every == 0 or round_ == cfg.rounds
+@dataclasses.dataclass
+class Counters:
+    """A simulation's cumulative counters between rounds (a checkpoint's metadata).
+
+    Attributes:
+      round: rounds completed.
+      bytes_sent: cumulative ``bytes_sent_per_node``.
+      dropped: DP-SGD Poisson examples cut so far (a device scalar between evaluations).
+    """
+
+    round: int = 0
+    bytes_sent: float = 0.0
+    dropped: Any = 0
+
+    def meta(self) -> dict[str, Any]:
+        """The checkpoint metadata of this point."""
+        return {
+            "round": self.round,
+            "bytes_sent_per_node": self.bytes_sent,
+            "dp_dropped_examples": int(self.dropped),
+        }
+
+
+@dataclasses.dataclass
+class Simulation:
+    """A built simulation: jitted functions, placed data and the gossip schedule.
+
+    Attributes:
+      exp: the experiment.
+      round_fn: ``round(state, batches, w_data, key) -> (state, info)``, jitted.
+      evaluate: the jitted :func:`dfl.evaluate.make_evaluate` function.
+      evaluate_local: the jitted :func:`dfl.evaluate.make_local_evaluate` function.
+      sample: the round's batch sampler (:func:`dfl.experiment.make_sampler`).
+      train: the nodes' training data (sharded over nodes with ``sim.shard_nodes``).
+      test: the global test set ``(x, y)``.
+      local_test: the nodes' local test splits (``None``: none).
+      gossip: ``gossip(round) -> (mixer data, mean out-degree)`` of that round.
+    """
+
+    exp: Experiment
+    round_fn: Any
+    evaluate: Callable[..., dict[str, jax.Array]]
+    evaluate_local: Callable[..., dict[str, jax.Array]]
+    sample: Callable[..., tuple[Any, jax.Array]]
+    train: Any
+    test: tuple[Any, Any]
+    local_test: Any
+    gossip: Callable[[int], tuple[Any, float]]
+
+    def batches(self, t: int) -> tuple[Any, jax.Array]:
+        """Round ``t``'s batches of every node and the examples the DP batch cap cut."""
+        return self.sample(self.exp.stream(BATCH_STREAM, t), self.train)
+
+    def evaluation(self, state: Any) -> dict[str, jax.Array]:
+        """The evaluation metrics of ``state`` (per-node ``accuracy`` left out)."""
+        metrics = self.evaluate(state, *self.test)
+        if self.local_test is not None:
+            metrics.update(self.evaluate_local(state, self.local_test))
+        return {k: v for k, v in metrics.items() if k != "accuracy"}
+
+
+def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
+    """The :class:`Simulation` of ``exp`` and its initial stacked state (placed on the mesh)."""
+    mixer = pick_mixer(exp, cfg.sim.gossip)
+    mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
+    # Sharded: pin every output (all have a leading node axis) to the node layout.
+    round_fn = jax.jit(
+        make_round(exp.algorithm, mixer),
+        donate_argnums=(0,),
+        out_shardings=None if mesh is None else node_sharding(mesh),
+    )
+    fed = exp.federated
+    state = init_state(exp)
+    train, test, local_test = fed.train, (fed.test_x, fed.test_y), fed.local_test
+    if mesh is not None:
+        state, train, local_test = shard_nodes((state, train, local_test), mesh)
+        test = replicate(test, mesh)
+
+    @functools.lru_cache(maxsize=1)
+    def gossip_at(slot: int) -> tuple[Any, float]:
+        """The mixer's data and the mean out-degree of round ``slot``."""
+        if mixer is None:
+            return None, 0.0
+        return mixer.data(slot), mean_out_degree(exp.schedule.weights(slot))
+
+    def gossip(round_: int) -> tuple[Any, float]:
+        return gossip_at(round_ if exp.schedule.time_varying else 0)
+
+    sim = Simulation(
+        exp=exp,
+        round_fn=round_fn,
+        evaluate=jax.jit(make_evaluate(exp.algorithm, exp.model)),
+        evaluate_local=jax.jit(make_local_evaluate(exp.algorithm, exp.model)),
+        sample=make_sampler(exp),
+        train=train,
+        test=test,
+        local_test=local_test,
+        gossip=gossip,
+    )
+    return sim, state
+
+
+def message_bytes(exp: Experiment, state: Any, batches: Any) -> int:
+    """What a transport carries per message and recipient: the payload plus frame headers.
+
+    ``state`` and ``batches`` are the stacked ones (node 0's shapes are used).
+    """
+    first = functools.partial(jax.tree.map, lambda x: x[0])
+    payload = wire_bytes(exp.algorithm, first(state), first(batches))
+    return framed_nbytes(payload, exp.config.transport.chunk_bytes)
+
+
+def write_metadata(workdir: str | Path, exp: Experiment, message_bytes: int) -> None:
+    """Writes the simulation's ``metadata.json`` into ``workdir``."""
+    meta = run_metadata(
+        exp.config.seed,
+        nodes=exp.n,
+        mixing=exp.schedule.rule_name,
+        message_bytes=message_bytes,
+        node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
+        partition=exp.federated.summary,
+        **privacy_metadata(exp),
+    )
+    Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
+
+
+def restore(
+    resume: Checkpointer | None, state: Any, rounds: int, workdir: str | Path | None
+) -> tuple[Any, Counters]:
+    """``state`` and :class:`Counters` from the newest intact checkpoint of ``resume`` (if any).
+
+    ``workdir``'s metrics are kept up to the restored round (:func:`dfl.resume.restore_run`).
+    """
+    if resume is None:
+        return state, Counters()
+    state, saved = restore_run(resume, state, rounds, workdir)
+    return state, Counters(
+        int(saved["round"]),
+        float(saved["bytes_sent_per_node"]),
+        int(saved.get("dp_dropped_examples", 0)),
+    )
 
 
 def simulate(
@@ -128,116 +267,82 @@ def simulate(
       The :class:`Result`.
     """
     exp = build_experiment(cfg, optimizer)
-    fed = exp.federated
-    mixer = pick_mixer(exp, cfg.sim.gossip)
-    sample = make_sampler(exp)
-    mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
-    # Sharded: pin every output (all have a leading node axis) to the node layout.
-    round_fn = jax.jit(
-        make_round(exp.algorithm, mixer),
-        donate_argnums=(0,),
-        out_shardings=None if mesh is None else node_sharding(mesh),
-    )
-    evaluate = jax.jit(make_evaluate(exp.algorithm, exp.model))
-    evaluate_local = jax.jit(make_local_evaluate(exp.algorithm, exp.model))
-
-    state = init_state(exp)
-    train, test, local_test = fed.train, (fed.test_x, fed.test_y), fed.local_test
-    if mesh is not None:
-        state, train, local_test = shard_nodes((state, train, local_test), mesh)
-        test = replicate(test, mesh)
-
-    @functools.lru_cache(maxsize=1)
-    def gossip_at(slot: int) -> tuple[Any, float]:
-        """The mixer's data and the mean out-degree of round ``slot``."""
-        if mixer is None:
-            return None, 0.0
-        return mixer.data(slot), mean_out_degree(exp.schedule.weights(slot))
-
-    def gossip(round_: int) -> tuple[Any, float]:
-        return gossip_at(round_ if exp.schedule.time_varying else 0)
-
+    sim, state = build_simulation(exp, cfg)
     # Checkpoints (checkpoint.every) and resume=PATH: see dfl.checkpoint.
     saver, resume = checkpointers(cfg, Path(workdir) if workdir is not None else None, None)
-    first_round, resumed_bytes, resumed_dropped = 0, 0.0, 0
-    if resume is not None:
-        state, saved = restore_run(resume, state, cfg.rounds, workdir, close=(saver, resume))
-        first_round, resumed_bytes = int(saved["round"]), float(saved["bytes_sent_per_node"])
-        resumed_dropped = int(saved.get("dp_dropped_examples", 0))
+    writer = None
+    try:
+        state, at = restore(resume, state, cfg.rounds, workdir)
+        first = sim.batches(0)
+        nbytes = message_bytes(exp, state, first[0])
+        if workdir is not None:
+            writer = MetricsWriter(workdir, append=at.round > 0)
+            write_metadata(workdir, exp, nbytes)
+        show = cfg.sim.progress if progress is None else progress
+        return run_rounds(sim, state, at, first, nbytes, writer=writer, saver=saver, show=show)
+    finally:
+        for closing in (saver, resume, writer):
+            if closing is not None:
+                closing.close()
 
-    one_node = jax.tree.map(lambda x: x[0], state)
-    batches0, dropped0 = sample(exp.stream(BATCH_STREAM, 0), train)
-    # What a transport carries per message and recipient: the payload plus frame headers.
-    payload_bytes = wire_bytes(exp.algorithm, one_node, jax.tree.map(lambda x: x[0], batches0))
-    message_bytes = payload_bytes + header_nbytes(payload_bytes, cfg.transport.chunk_bytes)
 
-    writer = MetricsWriter(workdir, append=first_round > 0) if workdir is not None else None
-    if workdir is not None:
-        meta = run_metadata(
-            cfg.seed,
-            nodes=exp.n,
-            mixing=exp.schedule.rule_name,
-            message_bytes=message_bytes,
-            node_sample_counts=np.asarray(fed.train.counts).tolist(),
-            partition=fed.summary,
-            **privacy_metadata(exp),
-        )
-        Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
+def run_rounds(
+    sim: Simulation,
+    state: Any,
+    at: Counters,
+    first: tuple[Any, jax.Array],
+    nbytes: int,
+    *,
+    writer: MetricsWriter | None,
+    saver: Checkpointer | None,
+    show: bool,
+) -> Result:
+    """Compiles the round and runs it from ``at.round`` to ``cfg.rounds``.
 
-    records: list[dict[str, Any]] = []
-    bytes_sent = resumed_bytes
-    dropped_total = jnp.asarray(resumed_dropped, jnp.int32)  # stays on device between evals
-    show = cfg.sim.progress if progress is None else progress
+    Args:
+      sim: the simulation.
+      state: the stacked state after ``at.round`` rounds.
+      at: the progress so far (updated in place).
+      first: round 0's batches and dropped counts (also the compile example).
+      nbytes: bytes of one message to one out-neighbour.
+      writer: where records go (``None``: only returned).
+      saver: the checkpointer (``None``: no checkpoints).
+      show: show a progress bar.
+    """
+    exp, cfg = sim.exp, sim.exp.config
+    at.dropped = jnp.asarray(at.dropped, jnp.int32)  # stays on device between evals
     start = time.perf_counter()
-    compiled = round_fn.lower(state, batches0, gossip(0)[0], exp.stream(ALGORITHM_STREAM, 0))
-    compiled = compiled.compile()
+    lowered = sim.round_fn.lower(state, first[0], sim.gossip(0)[0], exp.stream(ALGORITHM_STREAM, 0))
+    compiled = lowered.compile()
     compile_time = time.perf_counter() - start
+    records: list[dict[str, Any]] = []
     with round_progress(enabled=show) as bar:
         task = bar.add_task("train", total=cfg.rounds, loss="-", acc="-")
-        bar.update(task, completed=first_round)
-        for t in range(first_round, cfg.rounds):
-            if t == 0:
-                batches, dropped = batches0, dropped0
-            else:
-                batches, dropped = sample(exp.stream(BATCH_STREAM, t), train)
-            dropped_total += dropped.sum()
-            w, out_degree = gossip(t)
+        bar.update(task, completed=at.round)
+        for t in range(at.round, cfg.rounds):
+            batches, dropped = first if t == 0 else sim.batches(t)
+            at.dropped += dropped.sum()
+            w, out_degree = sim.gossip(t)
             state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
-            bytes_sent += message_bytes * out_degree
-            if is_eval_round(t + 1, cfg):
-                metrics = evaluate(state, *test)
-                if local_test is not None:
-                    metrics.update(evaluate_local(state, local_test))
-                record = {
-                    "round": t + 1,
-                    "wall_time": time.perf_counter() - start,
-                    "compile_time": compile_time,
-                    "train_loss": float(info["loss"].mean()),
-                    **{k: float(v) for k, v in metrics.items() if k != "accuracy"},
-                    "bytes_sent_per_node": bytes_sent,
-                    **privacy_metrics(exp, t + 1, dropped_total),
-                }
+            at.round, at.bytes_sent = t + 1, at.bytes_sent + nbytes * out_degree
+            if is_eval_round(at.round, cfg.rounds, cfg.eval_every):
+                record = metrics_record(
+                    at.round,
+                    wall_time=time.perf_counter() - start,
+                    compile_time=compile_time,
+                    train_loss=info["loss"].mean(),
+                    evaluation=sim.evaluation(state),
+                    bytes_sent_per_node=at.bytes_sent,
+                    **privacy_metrics(exp, at.round, at.dropped),
+                )
                 records.append(record)
                 if writer is not None:
                     writer.write(record)
-                bar.update(
-                    task,
-                    loss=f"{record['train_loss']:.4f}",
-                    acc=f"{record['test_accuracy_mean']:.4f}",
-                )
+                loss, acc = record["train_loss"], record["test_accuracy_mean"]
+                bar.update(task, loss=f"{loss:.4f}", acc=f"{acc:.4f}")
             bar.advance(task)
-            if saver is not None and saver.due(t + 1, cfg.rounds):
-                saved = {
-                    "round": t + 1,
-                    "bytes_sent_per_node": bytes_sent,
-                    "dp_dropped_examples": int(dropped_total),
-                }
-                saver.save(t + 1, state, meta=saved)
-    for ckpt in (saver, resume):
-        if ckpt is not None:
-            ckpt.close()
-    if writer is not None:
-        writer.close()
+            if saver is not None and saver.due(at.round, cfg.rounds):
+                saver.save(at.round, state, meta=at.meta())
     return Result(records, state, exp, compile_time)
 
 

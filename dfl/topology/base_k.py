@@ -114,22 +114,11 @@ def simple_base_k(nodes: np.ndarray, k: int, n: int) -> list[np.ndarray]:
     if m == 1 or smooth_part(m, k) == m:
         return [_cliques(n, r) for r in hyper_hypercube(nodes, k)]
     b = k + 1
-    sizes, powers = [], []
-    p = 0
-    while b ** (p + 1) <= m:
-        p += 1
-    rest = m
-    for q in range(p, -1, -1):
-        a = rest // b**q
-        if a:
-            sizes.append(a * b**q)
-            powers.append(q)
-            rest -= a * b**q
+    sizes, powers = _base_digits(m, b)
     L = len(sizes)
     starts = np.cumsum([0, *sizes])
     groups = [nodes[starts[l] : starts[l + 1]] for l in range(L)]
     blocks = [np.split(g, len(g) // b**q) for g, q in zip(groups, powers, strict=True)]
-    tail = [int(sum(sizes[j:])) for j in range(L)]
 
     # (i) every group averages with its own hyper-hypercube.
     phase1 = [hyper_hypercube(g, k) for g in groups]
@@ -145,22 +134,7 @@ def simple_base_k(nodes: np.ndarray, k: int, n: int) -> list[np.ndarray]:
 
     step = 0
     while done[0] < len(post[0]):
-        W = np.zeros((n, n))
-        if step < L - 1:
-            # (ii) later groups pair with one fresh node of each block of V_step.
-            j = step
-            free = [list(bl) for bl in blocks[j]]
-            r = sizes[j] / tail[j]
-            w = r / len(free)
-            for l in range(L - 1, j, -1):
-                for i in groups[l]:
-                    for blk in free:
-                        partner = blk.pop()
-                        W[i, partner] = W[partner, i] = w
-                        W[partner, partner] = 1.0 - w
-                    W[i, i] = 1.0 - r
-            unpaired = np.array([x for blk in free for x in blk], dtype=int)
-            W += _cliques(n, [unpaired[s : s + b] for s in range(0, len(unpaired), b)])
+        W = _pairing_step(n, b, groups, blocks, step) if step < L - 1 else np.zeros((n, n))
         for l in range(L):
             if step >= start[l]:
                 W += _cliques(n, post[l][done[l] % len(post[l])])
@@ -168,6 +142,43 @@ def simple_base_k(nodes: np.ndarray, k: int, n: int) -> list[np.ndarray]:
         mats.append(W)
         step += 1
     return mats
+
+
+def _base_digits(m: int, b: int) -> tuple[list[int], list[int]]:
+    """``m = Σ_l a_l b^(p_l)`` with digits ``0 < a_l < b``: the sizes ``a_l b^(p_l)``
+    and the powers ``p_l`` (descending) of the groups V_l."""
+    p = 0
+    while b ** (p + 1) <= m:
+        p += 1
+    sizes, powers = [], []
+    rest = m
+    for q in range(p, -1, -1):
+        a = rest // b**q
+        if a:
+            sizes.append(a * b**q)
+            powers.append(q)
+            rest -= a * b**q
+    return sizes, powers
+
+
+def _pairing_step(
+    n: int, b: int, groups: list[np.ndarray], blocks: list[list[np.ndarray]], j: int
+) -> np.ndarray:
+    """(ii) Step ``j``: every node of a later group pairs with one fresh node of each
+    block of V_j; V_j's unpaired nodes average in cliques of ``b``."""
+    W = np.zeros((n, n))
+    free = [list(bl) for bl in blocks[j]]
+    r = len(groups[j]) / sum(len(g) for g in groups[j:])
+    w = r / len(free)
+    for l in range(len(groups) - 1, j, -1):
+        for i in groups[l]:
+            for blk in free:
+                partner = blk.pop()
+                W[i, partner] = W[partner, i] = w
+                W[partner, partner] = 1.0 - w
+            W[i, i] = 1.0 - r
+    unpaired = np.array([x for blk in free for x in blk], dtype=int)
+    return W + _cliques(n, [unpaired[s : s + b] for s in range(0, len(unpaired), b)])
 
 
 def _complete(W: np.ndarray) -> np.ndarray:

@@ -147,7 +147,6 @@ def plot_diagnostics(
         between 10 and 300).
       seed: seed of the random start vector.
     """
-    import networkx as nx
     from matplotlib.figure import Figure
 
     info = diagnose(schedule)
@@ -157,16 +156,24 @@ def plot_diagnostics(
         rounds = int(np.clip(steps, 10, 300))
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     ax_graph, ax_spec, ax_err = fig.subplots(1, 3)
+    _draw_graph(ax_graph, schedule, info, seed)
+    _draw_spectrum(ax_spec, schedule, info)
+    _draw_consensus(ax_err, schedule, info, rounds, seed)
+    fig.savefig(os.fspath(path), dpi=110)
 
-    graphs = [schedule.topology(t) for t in schedule.rounds(16)]
-    whole = union(graphs, name=schedule.graphs.name)
+
+def _draw_graph(ax: Any, schedule: MixingSchedule, info: dict[str, Any], seed: int) -> None:
+    """Panel 1: the graph (union over 16 rounds), an adjacency plot above 200 nodes."""
+    import networkx as nx
+
+    whole = union([schedule.topology(t) for t in schedule.rounds(16)], name=schedule.graphs.name)
     if whole.n <= 200:
         G = whole.to_networkx()
         pos = nx.circular_layout(G) if whole.n <= 64 else nx.spring_layout(G, seed=seed)
         nx.draw_networkx(
             G,
             pos,
-            ax=ax_graph,
+            ax=ax,
             node_size=max(20, 300 - 4 * whole.n),
             with_labels=whole.n <= 32,
             font_size=7,
@@ -174,28 +181,37 @@ def plot_diagnostics(
             width=0.6,
         )
     else:
-        ax_graph.spy(whole.adjacency, markersize=0.5)
-    ax_graph.set_title(f"{schedule.name}: n={info['n']}, edges={info['edges']}", fontsize=9)
-    ax_graph.set_axis_off()
+        ax.spy(whole.adjacency, markersize=0.5)
+    ax.set_title(f"{schedule.name}: n={info['n']}, edges={info['edges']}", fontsize=9)
+    ax.set_axis_off()
 
+
+def _draw_spectrum(ax: Any, schedule: MixingSchedule, info: dict[str, Any]) -> None:
+    """Panel 2: W's eigenvalues (the period product's if periodic) and the unit circle."""
     mats = [schedule.weights(t) for t in schedule.rounds(16)]
-    M = mats[0] if schedule.period == 1 else np.linalg.multi_dot([*mats[::-1], np.eye(whole.n)])
+    n = mats[0].shape[0]
+    M = mats[0] if schedule.period == 1 else np.linalg.multi_dot([*mats[::-1], np.eye(n)])
     lam = np.linalg.eigvals(M)
     theta = np.linspace(0, 2 * np.pi, 200)
-    ax_spec.plot(np.cos(theta), np.sin(theta), color="0.7", lw=0.8)
-    ax_spec.scatter(lam.real, lam.imag, s=14)
-    ax_spec.set_aspect("equal")
+    ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=0.8)
+    ax.scatter(lam.real, lam.imag, s=14)
+    ax.set_aspect("equal")
     what = "W" if schedule.period == 1 else "product of the rounds shown"
-    ax_spec.set_title(f"eigenvalues of {what}; slem={info['slem']:.4g}", fontsize=9)
+    ax.set_title(f"eigenvalues of {what}; slem={info['slem']:.4g}", fontsize=9)
 
+
+def _draw_consensus(
+    ax: Any, schedule: MixingSchedule, info: dict[str, Any], rounds: int, seed: int
+) -> None:
+    """Panel 3: plain gossip's consensus error over ``rounds`` against the spectral bound."""
+    rate = info["rate_per_round"]
     errs = gossip_errors(schedule, rounds, seed=seed)
     t = np.arange(rounds + 1)
-    ax_err.semilogy(t, np.maximum(errs, 1e-16), label="plain gossip")
+    ax.semilogy(t, np.maximum(errs, 1e-16), label="plain gossip")
     period = schedule.period or 1
     bound = info["product_slem"] ** (t // period) if period > 1 else rate**t
-    ax_err.semilogy(t, np.maximum(bound, 1e-16), "--", label=f"|λ|^t bound, {rate:.4g}/round")
-    ax_err.set_xlabel("round")
-    ax_err.set_ylabel("‖x_t - x̄‖ / ‖x_0 - x̄‖")
-    ax_err.legend(fontsize=8)
-    ax_err.set_title("consensus error", fontsize=9)
-    fig.savefig(os.fspath(path), dpi=110)
+    ax.semilogy(t, np.maximum(bound, 1e-16), "--", label=f"|λ|^t bound, {rate:.4g}/round")
+    ax.set_xlabel("round")
+    ax.set_ylabel("‖x_t - x̄‖ / ‖x_0 - x̄‖")
+    ax.legend(fontsize=8)
+    ax.set_title("consensus error", fontsize=9)

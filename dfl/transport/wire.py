@@ -323,6 +323,11 @@ def header_nbytes(payload_nbytes: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -
     return HEADER_NBYTES * num_chunks(payload_nbytes, chunk_bytes)
 
 
+def framed_nbytes(payload_nbytes: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Bytes one message of ``payload_nbytes`` occupies on the wire: payload plus headers."""
+    return payload_nbytes + header_nbytes(payload_nbytes, chunk_bytes)
+
+
 def message_nbytes(wire: Any, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
     """Exact bytes one message of the pytree ``wire`` occupies on the wire.
 
@@ -331,11 +336,10 @@ def message_nbytes(wire: Any, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
       chunk_bytes: ``transport.chunk_bytes``.
 
     Returns:
-      Payload bytes plus :func:`header_nbytes`; what a transport carries per
+      :func:`framed_nbytes` of its payload; what a transport carries per
       message and recipient (tcp adds no other framing).
     """
-    payload = WireSpec.from_tree(wire).nbytes
-    return payload + header_nbytes(payload, chunk_bytes)
+    return framed_nbytes(WireSpec.from_tree(wire).nbytes, chunk_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dfl.privacy import (
     add_message_noise,
     clip_factors,
     dp_grad_fn,
+    gaussian_like,
     per_example_grads,
     private_grad_fn,
 )
@@ -141,3 +142,19 @@ def test_message_noise():
     assert not np.allclose(other["w"], noisy["w"])
     with pytest.raises(ValueError, match="before compressing"):
         add_message_noise({"levels": jnp.zeros(4, jnp.int8)}, jax.random.key(0), 0.1)
+
+
+def test_gaussian_like_draws_every_leaf_apart_in_its_dtype():
+    tree = {"a": jnp.zeros(4000), "b": jnp.zeros(4000), "h": jnp.zeros((50, 40), jnp.bfloat16)}
+    key = jax.random.key(3)
+    noise = gaussian_like(tree, key, 0.5)
+    first = 0.5 * jax.random.normal(jax.random.fold_in(key, 0), (4000,))  # leaf "a"
+    np.testing.assert_array_equal(noise["a"], first)  # the stream runs have always drawn
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), noise) == jax.tree.map(
+        lambda x: (x.shape, x.dtype), tree
+    )
+    a, b = np.asarray(noise["a"]), np.asarray(noise["b"])
+    corr = np.mean((a - a.mean()) * (b - b.mean())) / (a.std() * b.std())
+    assert abs(corr) < 4 / np.sqrt(a.size)  # not one draw reused per leaf
+    for leaf in (a, b, np.asarray(noise["h"], np.float32).ravel()):
+        assert stats.kstest(leaf, "norm", args=(0, 0.5)).pvalue > 0.001

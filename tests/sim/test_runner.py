@@ -6,8 +6,10 @@ import jax
 import numpy as np
 import pytest
 
+from dfl.checkpoint import Checkpointer
 from dfl.cli import instantiate_optimizer, to_config
 from dfl.experiment import build_experiment, init_node_state, init_state
+from dfl.sim import runner
 from dfl.sim.runner import simulate
 from tests.conftest import compose_config
 
@@ -85,3 +87,21 @@ def test_local_test_split_is_reported():
         assert 0.0 <= record[key] <= 1.0
     assert record["local_test_accuracy_min"] <= record["local_test_accuracy_mean"]
     assert "local_test_accuracy_mean" not in run([]).records[-1]
+
+
+def test_writer_and_checkpoints_close_when_a_round_fails(tmp_path, monkeypatch):
+    closed = []
+    for cls in (runner.MetricsWriter, Checkpointer):
+        close = cls.close
+        monkeypatch.setattr(
+            cls, "close", lambda self, close=close: (closed.append(type(self)), close(self))
+        )
+
+    def fail(self, state):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(runner.Simulation, "evaluation", fail)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        run(["checkpoint.every=1"], workdir=tmp_path)
+    assert sorted(c.__name__ for c in closed) == ["Checkpointer", "MetricsWriter"]
+    assert (tmp_path / "metadata.json").is_file() and (tmp_path / "metrics.jsonl").read_text() == ""
