@@ -258,9 +258,10 @@ def up(directory: str | Path, nodes: int, *, rendezvous_bin: str = "") -> Cluste
     beacon = f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
     token = secrets.token_urlsafe(24)
     log = open(root / "rendezvous.log", "ab")  # noqa: SIM115 (handed to the child)
+    command = [binary, "-registry-addr", registry, "-beacon-addr", beacon]
+    command += ["-admin-token", token, "-store", str(root / "registry.json")]
     proc = subprocess.Popen(
-        [binary, "-registry-addr", registry, "-beacon-addr", beacon, "-admin-token", token]
-        + ["-store", str(root / "registry.json")],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
