@@ -177,13 +177,18 @@ class _Deployment:
             else:
                 self.addresses = [(t.host, p) for p in free_ports(n, t.host)]
             self.secret = load_secret(t.secret_file) or new_secret().encode()
+        elif t.name == "pilot":  # transport=pilot (issue 12): one daemon per node
+            self.pilot = _pilot_network(cfg, program, workdir)
+            self.injector = self.pilot.injector
         else:
-            raise ValueError(f"transport.name={t.name!r}; expected 'loopback' or 'tcp'")
+            raise ValueError(f"transport.name={t.name!r}; expected 'loopback', 'tcp' or 'pilot'")
         self.nodes = [_Node(self, i) for i in range(n)]
 
     def endpoint(self, node: int) -> Any:
         if self.kind == "loopback":
             return self.network.endpoint(node)
+        if self.kind == "pilot":
+            return self.pilot.endpoint(node)
         t = self.cfg.transport
         return TcpTransport(
             node,
@@ -201,6 +206,23 @@ class _Deployment:
         for node in self.nodes:
             if node.endpoint is not None:
                 node.endpoint.close()
+
+
+def _pilot_network(cfg, program: NodeProgram, workdir: Path | None) -> Any:
+    """The Pilot endpoints of every node (this process organises the run: network, keys)."""
+    from types import SimpleNamespace
+
+    from dfl.pilot.endpoint import PilotNetwork, neighbours_of
+
+    schedule = program.exp.schedule
+    return PilotNetwork(
+        cfg.transport,
+        program.exp.n,
+        SimpleNamespace(run_id=run_id(cfg), max_rounds_ahead=rounds_ahead(cfg)),
+        True,
+        neighbours=lambda node: neighbours_of(schedule, node),
+        workdir=workdir,
+    )
 
 
 def run_in_process(

@@ -35,7 +35,7 @@ def write_progress(workdir: Path, rounds_done: int, info: dict[str, Any]) -> Non
     os.replace(tmp, workdir / PROGRESS_FILE)
 
 
-def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
+def make_transport(cfg: Config, node: int, num_nodes: int) -> Any:
     """This node's transport from ``cfg.transport``.
 
     Raises:
@@ -47,8 +47,12 @@ def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
             "transport=loopback runs every node in one process: use "
             "`python -m dfl.launch transport=loopback`, or transport=tcp for a node process"
         )
+    if t.name == "pilot":  # transport=pilot (issue 12): this node's own daemon
+        return _pilot_transport(cfg, node, num_nodes)
     if t.name != "tcp":
-        raise ValueError(f"transport.name={t.name!r}; expected 'tcp' (or loopback via dfl.launch)")
+        raise ValueError(
+            f"transport.name={t.name!r}; expected 'tcp' or 'pilot' (or loopback via dfl.launch)"
+        )
     return TcpTransport(
         node,
         addresses_from(num_nodes, addresses=t.addresses, host=t.host, base_port=t.base_port),
@@ -59,6 +63,23 @@ def make_transport(cfg: Config, node: int, num_nodes: int) -> TcpTransport:
         max_message_bytes=t.max_message_bytes,
         faults=FaultInjector(t.faults, num_nodes),
         secret=node_secret(cfg, node),
+    )
+
+
+def _pilot_transport(cfg: Config, node: int, num_nodes: int) -> Any:
+    """Node ``node``'s Pilot transport: its daemon, the run's network, its key bundle."""
+    from dfl.pilot.endpoint import from_config, neighbours_of
+    from dfl.topology import build_schedule
+
+    schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+    return from_config(
+        cfg.transport,
+        node,
+        num_nodes,
+        run_id=run_id(cfg),
+        neighbours=neighbours_of(schedule, node),
+        max_rounds_ahead=rounds_ahead(cfg),
+        faults=FaultInjector(cfg.transport.faults, num_nodes),
     )
 
 

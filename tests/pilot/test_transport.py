@@ -1,0 +1,31 @@
+"""``transport=pilot`` on real daemons and a real rendezvous (each test in its own namespace)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.pilot.isolated import check, run_isolated
+
+
+def test_ring_of_4_over_pilot_equals_loopback_bit_for_bit(rendezvous):
+    """D-SGD, and dsgd_ef with top_k: parameters, records and the simulation's bytes."""
+    out = check(
+        run_isolated(
+            "ring_equivalence",
+            "",
+            "algorithm=dsgd_ef compression=top_k",
+            rendezvous=rendezvous,
+            timeout=240,
+        )
+    )
+    cases = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [c["case"] for c in cases] == [[], ["algorithm=dsgd_ef", "compression=top_k"]]
+    # top_k sends fewer bytes than the dense model (same rounds, same ring).
+    assert 0 < cases[1]["bytes"] < cases[0]["bytes"]
+
+
+def test_membership_outsiders_forgers_and_revocation(rendezvous):
+    out = check(run_isolated("membership", rendezvous=rendezvous, timeout=120))
+    summary = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # Pilot itself still delivered (and acked) the revoked peer's frames: dfl refused them.
+    assert summary["acked_after_revocation"] is True
