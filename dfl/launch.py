@@ -1,10 +1,13 @@
-"""``python -m dfl.launch +experiment=NAME transport=loopback|tcp [overrides]``: run a deployment.
+"""``python -m dfl.launch +experiment=NAME transport=loopback|tcp|pilot [overrides]``: a deployment.
 
 * ``transport=loopback``: all ``topology.n`` nodes in this process, one thread
   each, messages as bytes over queues (with ``transport.faults.*``).
 * ``transport=tcp``: one ``python -m dfl.node`` process per node on this host,
   talking tcp over 127.0.0.1 (free ports unless ``transport.base_port`` or
   ``transport.addresses`` say otherwise).
+* ``transport=pilot transport.cluster_dir=D``: one node process per daemon of
+  ``python -m dfl.pilot up --dir D``; this launcher creates the run's network and,
+  without ``transport.keys_dir``, the run CA and key bundles in ``RUN_DIR/keys``.
 
 The run directory (Hydra's output directory) gets ``nodes/node_<i>/`` (each
 node's ``metrics.jsonl``, ``params/``, ``node.log``, checkpoints), and the
@@ -58,6 +61,21 @@ MANAGED_KEYS = (
     "hydra.output_subdir",
 )
 """Overrides the launcher sets per child (the user's values for them are replaced)."""
+
+
+def _pilot_overrides(cfg: Any, workdir: Path, rid: str) -> list[str]:
+    """The organiser's part of a Pilot run: the run's network (in ``transport.cluster_dir``)
+    and, without ``transport.keys_dir``, a run CA and key bundles in ``workdir/keys``."""
+    from dfl.keys.ca import CA_FILE, init
+    from dfl.pilot import network
+
+    t = cfg.transport
+    if t.cluster_dir and not t.network_file:
+        network.ensure(t.cluster_dir, rid)
+    keys = Path(t.keys_dir) if t.keys_dir else workdir / "keys"
+    if not t.keys_dir and not (keys / CA_FILE).exists():
+        init(cfg.topology.n, keys, rid)
+    return ["transport.name=pilot", f"transport.run_id={rid}", f"transport.keys_dir={keys}"]
 
 
 @dataclasses.dataclass
@@ -167,6 +185,8 @@ def launch_processes(
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
+    if t.name == "pilot":  # transport=pilot (issue 12): this launcher organises the run
+        common = [*_filtered(overrides), *_pilot_overrides(cfg, workdir, rid)]
     if cfg.resume:
         common.append(f"+resume={cfg.resume}")
     children = []
@@ -306,12 +326,14 @@ def main(cfg: DictConfig) -> None:
         if config.transport.name == "loopback":
             optimizer = instantiate_optimizer(cfg)
             return run_in_process(config, optimizer, workdir=workdir, progress=True).records
-        if config.transport.name == "tcp":
+        if config.transport.name in ("tcp", "pilot"):
             overrides = list(HydraConfig.get().overrides.task)
             return launch_processes(
                 config, overrides, workdir, optimizer=instantiate_optimizer(cfg)
             )
-        raise ValueError(f"transport.name={config.transport.name!r}; expected 'loopback' or 'tcp'")
+        raise ValueError(
+            f"transport.name={config.transport.name!r}; expected 'loopback', 'tcp' or 'pilot'"
+        )
 
     records = user_errors(run)
     Console().print(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.pilot.isolated import check, run_isolated
 
 
@@ -29,3 +31,10 @@ def test_membership_outsiders_forgers_and_revocation(rendezvous):
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     # Pilot itself still delivered (and acked) the revoked peer's frames: dfl refused them.
     assert summary["acked_after_revocation"] is True
+
+
+@pytest.mark.slow
+def test_launch_over_a_pilot_cluster_equals_the_simulation(rendezvous):
+    """The README's commands: ``dfl.pilot up``, ``dfl.launch ... transport=pilot``, ``down``."""
+    out = check(run_isolated("launch", rendezvous=rendezvous, timeout=600))
+    assert out.rstrip().endswith("ok")
