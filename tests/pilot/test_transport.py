@@ -38,3 +38,19 @@ def test_launch_over_a_pilot_cluster_equals_the_simulation(rendezvous):
     """The README's commands: ``dfl.pilot up``, ``dfl.launch ... transport=pilot``, ``down``."""
     out = check(run_isolated("launch", rendezvous=rendezvous, timeout=600))
     assert out.rstrip().endswith("ok")
+
+
+def _crossing(rendezvous, mb: int) -> dict:
+    out = check(run_isolated("large_model", str(mb), rendezvous=rendezvous, timeout=300))
+    return json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+
+
+def test_a_chunked_20_mb_model_crosses_intact(rendezvous):
+    summary = _crossing(rendezvous, 20)
+    assert summary["frames"] == 3  # 20,000,000 bytes + 56 in chunks of 8 MiB
+
+
+@pytest.mark.slow
+def test_a_100_mb_model_crosses_intact(rendezvous):
+    summary = _crossing(rendezvous, 100)
+    assert summary["frames"] == 12
