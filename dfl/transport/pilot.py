@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import queue
+import struct
 import threading
 import time
 from collections.abc import Collection, Sequence
@@ -58,6 +59,28 @@ BINDING_PREFIX = b"DFLBIND:"
 HELLO = b"hello"
 REPLY = b"reply"
 """Queue markers: send this node's binding asking for the peer's / answering a request."""
+
+
+DATAEXCHANGE_PORT = 1001
+TYPE_BINARY = 2
+MIN_ATTEMPT_S = 0.5
+
+
+def send_message(driver: Any, address: str, data: bytes, timeout: float) -> bool:
+    """One port-1001 binary message, like ``Driver.send_message`` but bounded in time:
+    the dial and the wait for the receiving daemon's ack each give up after ``timeout``.
+
+    Returns:
+      Whether the receiving daemon acknowledged the message.
+    """
+    with driver.dial(f"{address}:{DATAEXCHANGE_PORT}", timeout=timeout) as conn:
+        conn.write(struct.pack(">II", TYPE_BINARY, len(data)) + data)
+        conn.set_read_deadline(time.time() + timeout)
+        head = conn.read_full(8)
+        if len(head) != 8:
+            return False
+        _, n = struct.unpack(">II", head)
+        return n <= 1024 and conn.read_full(n).startswith(b"ACK")
 
 
 def _connect(socket_path: str) -> Any:
@@ -126,11 +149,11 @@ class _Sender:
             try:
                 if self.driver is None:
                     self.driver = _connect(self.t.socket_path)
-                reply = self.driver.send_message(address, data, "binary")
-                if "ack" in reply:
+                timeout = max(MIN_ATTEMPT_S, give_up - time.monotonic())
+                if send_message(self.driver, address, data, timeout):
                     self.t.retries += attempt - 1
                     return True
-                problem = f"no ack ({reply})"
+                problem = "no ack"
             except PilotError as e:
                 problem = str(e)
                 if self.driver is not None:

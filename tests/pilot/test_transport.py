@@ -54,3 +54,10 @@ def test_a_chunked_20_mb_model_crosses_intact(rendezvous):
 def test_a_100_mb_model_crosses_intact(rendezvous):
     summary = _crossing(rendezvous, 100)
     assert summary["frames"] == 12
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_mid_run_rejoins_after_its_restart(rendezvous):
+    out = check(run_isolated("daemon_killed", rendezvous=rendezvous, timeout=300))
+    summary = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert summary["missing"][-1] > 0  # the downtime was felt, and only the downtime
