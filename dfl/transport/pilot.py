@@ -64,6 +64,9 @@ REPLY = b"reply"
 DATAEXCHANGE_PORT = 1001
 TYPE_BINARY = 2
 MIN_ATTEMPT_S = 0.5
+MAX_ATTEMPT_S = 10.0
+"""One attempt (dial, write, ack) gives up after this, then the message is retried: a
+stalled tunnel (the daemon drops packets when its queue is full) must not hold it longer."""
 
 
 def send_message(driver: Any, address: str, data: bytes, timeout: float) -> bool:
@@ -149,7 +152,7 @@ class _Sender:
             try:
                 if self.driver is None:
                     self.driver = _connect(self.t.socket_path)
-                timeout = max(MIN_ATTEMPT_S, give_up - time.monotonic())
+                timeout = max(MIN_ATTEMPT_S, min(MAX_ATTEMPT_S, give_up - time.monotonic()))
                 if send_message(self.driver, address, data, timeout):
                     self.t.retries += attempt - 1
                     return True
@@ -393,20 +396,21 @@ class PilotTransport(FramedTransport):
             header = parse_header(view[:HEADER_NBYTES])
         except WireError as e:
             self.inbox.reject_frame(f"from node {sender}: {e.reason}")
+            self._count_rejected(sender, 1)
+            return
+        body = view[HEADER_NBYTES:]
+        if body.nbytes != header.length:
+            self.inbox.reject_frame(
+                f"from node {sender}: truncated frame of {body.nbytes} payload bytes, "
+                f"header says {header.length}"
+            )
         else:
-            body = view[HEADER_NBYTES:]
-            if body.nbytes != header.length:
-                self.inbox.reject_frame(
-                    f"from node {sender}: truncated frame of {body.nbytes} payload bytes, "
-                    f"header says {header.length}"
-                )
-            else:
-                slot = self.inbox.begin(view[:HEADER_NBYTES], sender=sender)
-                if slot is not None and slot.view is not None:
-                    slot.view[:] = body
-                    self.inbox.end(slot)
+            slot = self.inbox.begin(view[:HEADER_NBYTES], sender=sender)
+            if slot is not None and slot.view is not None:
+                slot.view[:] = body
+                self.inbox.end(slot)
         rejected = self.inbox.stats.rejected - before
-        if rejected:
+        if rejected and header.round >= self._current_round:  # a straggler's late frame is fine
             self._count_rejected(sender, rejected)
 
     def _count_rejected(self, sender: int, n: int) -> None:
@@ -421,6 +425,14 @@ class PilotTransport(FramedTransport):
                 k,
             )
             self.membership.revoke(sender)
+
+    def receive(self, round: int, expected_peers: Collection[int], deadline: float, **kw: Any):
+        """See :meth:`FramedTransport.receive` (also notes the current round, so that
+        frames for rounds already closed do not count towards a revocation)."""
+        self._current_round = max(self._current_round, round)
+        return super().receive(round, expected_peers, deadline, **kw)
+
+    _current_round = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 

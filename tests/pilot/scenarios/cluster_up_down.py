@@ -1,6 +1,7 @@
 """`python -m dfl.pilot up/down` and `network create` as commands, checked from outside."""
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,4 +50,5 @@ assert not any(alive(p) for p in pids), "down left processes"
 assert not (d / "cluster.json").exists()
 # Traffic stayed on lo (the only interface).
 print(Path("/proc/net/dev").read_text())
+shutil.rmtree(d)
 print("ok")
