@@ -61,3 +61,11 @@ def test_a_daemon_killed_mid_run_rejoins_after_its_restart(rendezvous):
     out = check(run_isolated("daemon_killed", rendezvous=rendezvous, timeout=300))
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     assert summary["missing"][-1] > 0  # the downtime was felt, and only the downtime
+
+
+@pytest.mark.slow
+def test_the_readme_multi_host_commands_on_loopback(rendezvous):
+    """``dfl.keys init``, ``dfl.pilot network create --registry``, and ``dfl.node`` with
+    explicit daemon paths (no cluster directory): the simulation's parameters."""
+    out = check(run_isolated("multihost_commands", rendezvous=rendezvous, timeout=600))
+    assert out.rstrip().endswith("ok")
