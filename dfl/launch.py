@@ -8,6 +8,9 @@
 * ``transport=pilot transport.cluster_dir=D``: one node process per daemon of
   ``python -m dfl.pilot up --dir D``; this launcher creates the run's network and,
   without ``transport.keys_dir``, the run CA and key bundles in ``RUN_DIR/keys``.
+  Without ``transport.cluster_dir`` (or ``pilot_socket``) it runs a temporary
+  loopback cluster for the launch (rendezvous: ``transport.rendezvous_bin``,
+  ``$DFL_PILOT_RENDEZVOUS`` or PATH; only in a loopback-only network namespace).
 
 The run directory (Hydra's output directory) gets ``nodes/node_<i>/`` (each
 node's ``metrics.jsonl``, ``params/``, ``node.log``, checkpoints), and the
@@ -75,7 +78,10 @@ def _pilot_overrides(cfg: Any, workdir: Path, rid: str) -> list[str]:
     keys = Path(t.keys_dir) if t.keys_dir else workdir / "keys"
     if not t.keys_dir and not (keys / CA_FILE).exists():
         init(cfg.topology.n, keys, rid)
-    return ["transport.name=pilot", f"transport.run_id={rid}", f"transport.keys_dir={keys}"]
+    out = ["transport.name=pilot", f"transport.run_id={rid}", f"transport.keys_dir={keys}"]
+    if t.cluster_dir:
+        out.append(f"transport.cluster_dir={t.cluster_dir}")
+    return out
 
 
 @dataclasses.dataclass
@@ -326,6 +332,17 @@ def main(cfg: DictConfig) -> None:
         if config.transport.name == "loopback":
             optimizer = instantiate_optimizer(cfg)
             return run_in_process(config, optimizer, workdir=workdir, progress=True).records
+        t = config.transport
+        if t.name == "pilot" and not (t.cluster_dir or t.pilot_socket):
+            # No cluster given: run one on loopback for this launch (loopback-only netns).
+            from dfl.pilot.cluster import temporary
+
+            with temporary(config.topology.n, rendezvous_bin=t.rendezvous_bin) as d:
+                config.transport.cluster_dir = str(d)
+                overrides = list(HydraConfig.get().overrides.task)
+                return launch_processes(
+                    config, overrides, workdir, optimizer=instantiate_optimizer(cfg)
+                )
         if config.transport.name in ("tcp", "pilot"):
             overrides = list(HydraConfig.get().overrides.task)
             return launch_processes(

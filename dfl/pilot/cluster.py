@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,20 @@ def down(directory: str | Path) -> None:
         stop_pid(d.pid, daemon)
     stop_pid(cluster.rendezvous_pid, cluster.rendezvous)
     (root / CLUSTER_FILE).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def temporary(nodes: int, *, rendezvous_bin: str = "") -> Iterator[Path]:
+    """A cluster of ``nodes`` daemons in a fresh short temporary directory, stopped and
+    removed on exit (``dfl.launch transport=pilot`` without ``transport.cluster_dir``)."""
+    import shutil as _shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="dflp-"))
+    try:
+        up(root, nodes, rendezvous_bin=rendezvous_bin)
+        yield root
+    finally:
+        if (root / CLUSTER_FILE).exists():
+            down(root)
+        _shutil.rmtree(root, ignore_errors=True)

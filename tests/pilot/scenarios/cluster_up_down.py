@@ -51,4 +51,11 @@ assert not (d / "cluster.json").exists()
 # Traffic stayed on lo (the only interface).
 print(Path("/proc/net/dev").read_text())
 shutil.rmtree(d)
+# A temporary cluster (what `dfl.launch transport=pilot` runs without a cluster_dir).
+from dfl.pilot import cluster  # noqa: E402
+
+with cluster.temporary(2) as t:
+    tpids = [x.pid for x in cluster.Cluster.load(t).daemons]
+    assert all(alive(p) for p in tpids)
+assert not t.exists() and not any(alive(p) for p in tpids)
 print("ok")
