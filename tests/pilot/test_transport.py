@@ -40,6 +40,12 @@ def test_launch_over_a_pilot_cluster_equals_the_simulation(rendezvous):
     assert out.rstrip().endswith("ok")
 
 
+@pytest.mark.slow
+def test_launch_without_a_cluster_runs_its_own(rendezvous):
+    out = check(run_isolated("launch", "own", rendezvous=rendezvous, timeout=600))
+    assert out.rstrip().endswith("ok")
+
+
 def _crossing(rendezvous, mb: int) -> dict:
     out = check(run_isolated("large_model", str(mb), rendezvous=rendezvous, timeout=300))
     return json.loads(next(line for line in out.splitlines() if line.startswith("{")))
