@@ -1,10 +1,16 @@
-"""``python -m dfl.launch +experiment=NAME transport=loopback|tcp [overrides]``: run a deployment.
+"""``python -m dfl.launch +experiment=NAME transport=loopback|tcp|pilot [overrides]``: a deployment.
 
 * ``transport=loopback``: all ``topology.n`` nodes in this process, one thread
   each, messages as bytes over queues (with ``transport.faults.*``).
 * ``transport=tcp``: one ``python -m dfl.node`` process per node on this host,
   talking tcp over 127.0.0.1 (free ports unless ``transport.base_port`` or
   ``transport.addresses`` say otherwise).
+* ``transport=pilot transport.cluster_dir=D``: one node process per daemon of
+  ``python -m dfl.pilot up --dir D``; this launcher creates the run's network and,
+  without ``transport.keys_dir``, the run CA and key bundles in ``RUN_DIR/keys``.
+  Without ``transport.cluster_dir`` (or ``pilot_socket``) it runs a temporary
+  loopback cluster for the launch (rendezvous: ``transport.rendezvous_bin``,
+  ``$DFL_PILOT_RENDEZVOUS`` or PATH; only in a loopback-only network namespace).
 
 The run directory (Hydra's output directory) gets ``nodes/node_<i>/`` (each
 node's ``metrics.jsonl``, ``params/``, ``node.log``, checkpoints), and the
@@ -114,6 +120,24 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _pilot_overrides(cfg: Any, workdir: Path, rid: str) -> list[str]:
+    """The organiser's part of a Pilot run: the run's network (in ``transport.cluster_dir``)
+    and, without ``transport.keys_dir``, a run CA and key bundles in ``workdir/keys``."""
+    from dfl.keys.ca import CA_FILE, init
+    from dfl.pilot import network
+
+    t = cfg.transport
+    if t.cluster_dir and not t.network_file:
+        network.ensure(t.cluster_dir, rid)
+    keys = Path(t.keys_dir) if t.keys_dir else workdir / "keys"
+    if not t.keys_dir and not (keys / CA_FILE).exists():
+        init(cfg.topology.n, keys, rid)
+    out = ["transport.name=pilot", f"transport.run_id={rid}", f"transport.keys_dir={keys}"]
+    if t.cluster_dir:
+        out.append(f"transport.cluster_dir={t.cluster_dir}")
+    return out
+
+
 def _process_backend(name: Any) -> str:
     """The backend the node processes use: ``name``'s if it runs in processes, else tcp."""
     from dfl.transport.factory import backend
@@ -145,6 +169,8 @@ def node_children(
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
+    if cfg.transport.name == "pilot":  # this launcher organises the run (network, keys)
+        common = [*_filtered(overrides), *_pilot_overrides(cfg, workdir, rid)]
     if cfg.resume:
         common.append(f"+resume={cfg.resume}")
     children = []
@@ -396,7 +422,17 @@ def main(cfg: DictConfig) -> None:
 
     def run() -> list[dict[str, Any]]:
         check_addresses(config)
-        if backend(config.transport.name).processes:
+        t = config.transport
+        if t.name == "pilot" and not (t.cluster_dir or t.pilot_socket):
+            # No cluster given: run one on loopback for this launch (loopback-only netns).
+            from dfl.pilot.cluster import temporary
+
+            with temporary(config.topology.n, rendezvous_bin=t.rendezvous_bin) as d:
+                config.transport.cluster_dir = str(d)
+                return launch_processes(
+                    config, resumed.overrides, workdir, optimizer=instantiate_optimizer(cfg)
+                )
+        if backend(t.name).processes:
             return launch_processes(
                 config, resumed.overrides, workdir, optimizer=instantiate_optimizer(cfg)
             )

@@ -124,6 +124,22 @@ class TransportConfig:
         ``DFL_TRANSPORT_SECRET`` environment variable, else connections are not
         authenticated (``dfl.launch`` draws a secret for the nodes it starts).
       faults: fault injection on the sending side.
+      cluster_dir: pilot: a ``python -m dfl.pilot up`` directory; gives every
+        node's daemon socket and inbox, the registry, and the run's network.
+      pilot_socket: pilot: this node's daemon IPC socket (overrides ``cluster_dir``).
+      pilot_inbox: pilot: where that daemon saves received messages
+        (``$HOME/.pilot/inbox`` of its user; overrides ``cluster_dir``).
+      registry: pilot: the registry's ``host:port`` (overrides ``cluster_dir``).
+      network_file: pilot: the run's network (id and join token) written by the
+        organiser (``python -m dfl.pilot network create``); empty: the one in
+        ``cluster_dir``.
+      keys_dir: pilot: a ``python -m dfl.keys init`` directory (this node reads
+        its ``node-<i>.json``); empty with ``dfl.launch``: made in the run directory.
+      rendezvous_bin: pilot: the rendezvous binary (else ``$DFL_PILOT_RENDEZVOUS``
+        or ``rendezvous`` on PATH).
+      revoke_after_rejected: pilot: revoke trust with a member after this many
+        rejected frames from it and refuse its frames from then on (0: never).
+      send_timeout_s: pilot: how long a message is retried before it is lost.
     """
 
     name: str = "loopback"
@@ -137,6 +153,15 @@ class TransportConfig:
     connect_timeout_s: float = 60.0
     secret_file: str = ""
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
+    cluster_dir: str = ""
+    pilot_socket: str = ""
+    pilot_inbox: str = ""
+    registry: str = ""
+    network_file: str = ""
+    keys_dir: str = ""
+    rendezvous_bin: str = ""
+    revoke_after_rejected: int = 0
+    send_timeout_s: float = 30.0
 
 
 @dataclasses.dataclass

@@ -161,7 +161,8 @@ class _Deployment:
         self.stop_round = stop_round
         self.cancel = threading.Event()
         n = program.exp.n
-        self.network = make_network(cfg.transport, n, transport_options(cfg), in_process=True)
+        options = transport_options(cfg, schedule=program.exp.schedule, workdir=workdir)
+        self.network = make_network(cfg.transport, n, options, in_process=True)
         self.injector = self.network.injector
         # Every node is reachable before any node sends: a node whose thread starts
         # late must not lose its neighbours' first messages.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 from dfl.config.schema import Config
 from dfl.transport.factory import NetworkOptions
@@ -48,15 +51,26 @@ def run_id(cfg: Config) -> str:
     return "cfg-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def transport_options(cfg: Config) -> NetworkOptions:
+def transport_options(
+    cfg: Config, *, schedule: Any = None, workdir: str | Path | None = None
+) -> NetworkOptions:
     """What every transport endpoint of the run shares beyond ``cfg.transport``.
 
     A message the run's own fault injector drops is awaited ``node.deadline_s``
     (never the first round's ``node.first_deadline_s``, which is for peers
-    that are slow to start).
+    that are slow to start). With the run's ``schedule``, each node's
+    neighbours over one period (whom a Pilot node trusts); ``workdir`` is where
+    an organising backend keeps the run's keys.
     """
+    neighbours = None
+    if schedule is not None:
+        from dfl.topology.schedule import neighbours_of
+
+        neighbours = functools.partial(neighbours_of, schedule)
     return NetworkOptions(
         run_id=run_id(cfg),
         max_rounds_ahead=rounds_ahead(cfg),
         dropped_wait_s=cfg.node.deadline_s,
+        neighbours=neighbours,
+        workdir=None if workdir is None else str(workdir),
     )

@@ -58,7 +58,8 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
     workdir.mkdir(parents=True, exist_ok=True)
     check_addresses(cfg)
     saver, resume = checkpointers(cfg, workdir, node)
-    transport = make_transport(cfg.transport, node, exp.n, transport_options(cfg))
+    options = transport_options(cfg, schedule=exp.schedule)
+    transport = make_transport(cfg.transport, node, exp.n, options)
     heartbeat = Heartbeat(node, senders_of(exp.schedule, node), _wait_limit(cfg)).start()
 
     def on_round(done: int, info: dict[str, Any]) -> None:

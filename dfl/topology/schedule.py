@@ -183,3 +183,19 @@ class MixingSchedule:
     def rounds(self, samples: int = 8) -> range:
         """The rounds that represent the schedule: one period, or ``samples`` rounds if random."""
         return range(self.period if self.period is not None else samples)
+
+
+def neighbours_of(schedule: MixingSchedule, node: int) -> frozenset[int]:
+    """Every node ``node`` sends to or hears from over one period of ``schedule``.
+
+    A schedule without a period (a random one) may pair any two nodes: every
+    other node is returned.
+    """
+    if schedule.period is None:
+        return frozenset(range(schedule.n)) - {node}
+    out: set[int] = set()
+    for slot in range(schedule.period):
+        W = np.asarray(schedule.weights(slot))
+        out.update(np.flatnonzero(W[node]).tolist())
+        out.update(np.flatnonzero(W[:, node]).tolist())
+    return frozenset(out) - {node}

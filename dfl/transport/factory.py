@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from dfl.config.deploy_schema import TransportConfig
@@ -39,11 +39,18 @@ class NetworkOptions:
       max_rounds_ahead: the inbox's window of future rounds.
       dropped_wait_s: how long a message the run's own fault injector loses is
         awaited (:class:`~dfl.transport.base.FramedTransport`); ``None``: like any other.
+      neighbours: ``neighbours(node)``: the nodes ``node`` sends to or hears from
+        over one schedule period, for backends that set up trust per peer
+        (``pilot``); ``None``: every node of the run.
+      workdir: the run directory, where an organising backend keeps what it makes
+        (``pilot``: the run CA and key bundles); ``None``: a temporary directory.
     """
 
     run_id: str
     max_rounds_ahead: int = 1024
     dropped_wait_s: float | None = None
+    neighbours: Callable[[int], Collection[int]] | None = None
+    workdir: str | None = None
 
 
 class Network(Protocol):
@@ -202,5 +209,22 @@ class TcpNetwork:
         )
 
 
+def open_pilot(
+    config: TransportConfig, num_nodes: int, options: NetworkOptions, in_process: bool
+) -> Network:
+    """Each node's own Pilot daemon (:mod:`dfl.pilot`; needs the ``pilot`` extra)."""
+    from dfl.pilot.endpoint import PilotNetwork
+
+    return PilotNetwork(
+        config,
+        num_nodes,
+        options,
+        in_process,
+        neighbours=options.neighbours,
+        workdir=options.workdir,
+    )
+
+
 register(Backend("loopback", open=open_loopback, processes=False))
 register(Backend("tcp", open=TcpNetwork, processes=True))
+register(Backend("pilot", open=open_pilot, processes=True))

@@ -1,0 +1,12 @@
+"""Entry point inside the namespace: checks it is loopback-only, sets lo up, runs a scenario."""
+
+import runpy
+import sys
+
+from dfl.pilot.netns import bring_up_loopback, require_loopback_only
+
+require_loopback_only()
+bring_up_loopback()
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
