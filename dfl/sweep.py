@@ -10,9 +10,10 @@ function, since only the task can decide not to run) and reports through
   (:func:`dfl.rundir.check_run_dir`); every other job runs. Re-running a sweep into
   the same ``hydra.sweep.dir`` therefore runs only what is missing.
 * **Failures.** A job that raises (or exits through ``dfl: error:``) does not stop
-  the sweep: with the basic, joblib and submitit launchers it returns ``nan``; a
-  sweeper with its own failure policy (optuna's ``hydra.sweeper.max_failure_rate``)
-  gets a :class:`JobFailedError` exception instead, which it counts as a failed trial.
+  the sweep: under Hydra's basic sweeper (with any launcher: basic, joblib, submitit)
+  it returns ``nan``, since that sweeper stops at the first failed job; a sweeper with
+  its own failure policy (optuna's ``hydra.sweeper.max_failure_rate``) gets a
+  :class:`JobFailedError` instead, which it counts as a failed trial.
 * **Report.** Each job writes ``job_status.json`` into its directory; at the end of
   the sweep the callback reads those written since the sweep started, logs how many
   jobs ran, were skipped and failed (each failure with its directory and error), and

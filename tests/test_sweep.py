@@ -146,3 +146,32 @@ def test_joblib_runs_two_jobs_each_on_its_share_of_the_cores(tmp_path):
         assert record["status"] == "ran"
         assert record["cpus"] == share
         assert (SINGLE_THREAD_XLA in record["xla_flags"]) == (share == 1)
+
+
+def test_optuna_preset_maximizes_the_returned_final_accuracy(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = train(
+        "-m",
+        "+experiment=optuna_choco_digits",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "setup plugin alembic" not in out.stdout
+    assert "sweep: 2 jobs: 2 ran, 0 skipped" in out.stdout
+    trials = {}
+    for path in sweep.glob(f"*/{STATUS_FILE}"):
+        saved = yaml.safe_load((path.parent / "config_resolved.yaml").read_text())
+        key = (saved["optimizer"]["learning_rate"], saved["algorithm"]["gamma"])
+        records = [json.loads(x) for x in (path.parent / "metrics.jsonl").open()]
+        assert json.loads(path.read_text())["final_accuracy"] == records[-1]["test_accuracy_mean"]
+        trials[key] = records[-1]["test_accuracy_mean"]
+    assert len(trials) == 2
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = max(trials, key=lambda k: trials[k])
+    assert result["best_value"] == pytest.approx(trials[best])
+    assert (
+        result["best_params"]["optimizer.learning_rate"],
+        result["best_params"]["algorithm.gamma"],
+    ) == best
