@@ -221,6 +221,8 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         statuses = sweep_statuses(sweep_dir, since=self.started)
+        if not statuses:
+            return  # an entry point without the sweep_job guard (dfl.launch, dfl.node)
         lines = summarize(statuses)
         for line in lines:
             (log.error if line.startswith("failed:") else log.info)(line)

@@ -175,3 +175,21 @@ def test_optuna_preset_maximizes_the_returned_final_accuracy(tmp_path):
         result["best_params"]["optimizer.learning_rate"],
         result["best_params"]["algorithm.gamma"],
     ) == best
+
+
+@pytest.mark.slow
+def test_submitit_jobs_report_failures_back_to_the_sweep(tmp_path):
+    """The SLURM launcher's machinery, run locally: jobs in their own processes via submitit."""
+    sweep = tmp_path / "sweep"
+    out = train(
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={sweep}",
+        "optimizer._target_=optax.nosuch,optax.sgd",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1
+    assert "sweep: 2 jobs: 1 ran, 0 skipped (finished before, same config), 1 failed" in out.stdout
+    bad = job_dir(sweep, "optimizer._target_=optax.nosuch")
+    assert f"failed: {bad}: InstantiationException" in out.stdout
+    assert status(job_dir(sweep, "optimizer._target_=optax.sgd"))["status"] == "ran"
