@@ -3,7 +3,9 @@
 Every run writes into its Hydra output directory: ``.hydra/`` (the composed
 config and overrides), ``config_resolved.yaml``, ``metadata.json``,
 ``metrics.jsonl`` and ``metrics.csv``. Sweep with ``-m``, e.g.
-``python -m dfl.train -m topology=ring,complete seed=0,1``.
+``python -m dfl.train -m topology=ring,complete seed=0,1``; a sweep skips jobs
+whose directory holds the same finished run and survives failed jobs
+(:mod:`dfl.sweep`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.store import conf_dir, register
 from dfl.resume import record_resume, resume_config, resume_hint
 from dfl.rundir import check_run_dir
+from dfl.sweep import sweep_job
 
 register()
 
@@ -34,6 +37,7 @@ def resolved_yaml(cfg: DictConfig, *, noise_multiplier: float | None = None) -> 
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+@sweep_job
 def main(cfg: DictConfig) -> float:
     """Runs the simulation; returns the final mean test accuracy (for sweepers).
 
