@@ -33,6 +33,7 @@ ENTRY_POINTS = (
     "report",
     "cli.py",
     "resume.py",  # re-composes a run's saved overrides for +resume (train and launch)
+    "sweep.py",  # dfl.train's sweep wrapper and Hydra callback
     "node/__main__.py",
 )
 """Where Hydra may be used (besides the config schema's store)."""

@@ -19,6 +19,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "experiments").glob("*/README.md"))]
 PRESETS = sorted((conf_dir() / "experiment").glob("*.yaml"))
 COMMAND = re.compile(r"python -m dfl\.(train|inspect|launch|node)\b(.*)")
 FLAGS_WITH_VALUE = {"--cfg", "--package", "-p"}
+SHELL_VARIABLES = {"$HOME": "/home/user", "$I": "0"}
+"""What the shell substitutes in the documented commands (a host's home, the node index)."""
 
 
 def commands() -> list[tuple[str, list[str]]]:
@@ -31,6 +33,8 @@ def commands() -> list[tuple[str, list[str]]]:
             if match is None:
                 continue
             rest = match.group(2).split(" #")[0].split("`")[0]
+            for variable, value in SHELL_VARIABLES.items():
+                rest = rest.replace(variable, value)
             tokens = shlex.split(rest)
             sweep = "-m" in tokens or "--multirun" in tokens
             overrides, skip = [], False
