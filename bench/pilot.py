@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     _inside(argv)
-    from dfl.pilot.netns import bring_up_loopback
+    from dfl.pilot.netns import bring_up_loopback, exit_on_termination
 
+    exit_on_termination()
     bring_up_loopback()
     import jax.numpy as jnp
 

@@ -8,6 +8,9 @@ reach the internet.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 
 HOWTO = (
@@ -48,3 +51,22 @@ def bring_up_loopback() -> None:
         request = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(s, siocgifflags, request)[:18])[1]
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH", b"lo", flags | iff_up))
+
+
+def exit_on_termination() -> None:
+    """Makes SIGTERM and SIGINT end this process even when it is a namespace's PID 1.
+
+    The kernel drops every signal without a handler that is sent to a PID namespace's
+    init, so a Python process started by ``unshare --pid --fork`` would ignore
+    ``timeout``'s SIGTERM and keep its daemons running; with a handler it exits, and
+    ``--kill-child`` and the namespace's end take the daemons down with it.
+    """
+    if os.getpid() != 1:
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        del frame
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGINT, leave)

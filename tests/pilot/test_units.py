@@ -1,6 +1,14 @@
-"""Pure pieces of the Pilot backend (no daemon): neighbours, addresses, the bound send."""
+"""Pure pieces of the Pilot backend (no daemon): neighbours, addresses, the bound send,
+and ending a namespace's init process."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +43,29 @@ def test_pilot_addresses_name_their_node():
     with pytest.raises(ValueError, match="not a Pilot address"):
         node_of_address("127.0.0.1:9000")
     assert node_tag(3) == "dfl-node-3"
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_a_namespace_init_ends_on_sigterm_only_with_the_handler(handled):
+    """Python as PID 1 of ``unshare --pid`` ignores SIGTERM unless ``exit_on_termination`` ran."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and util-linux unshare")
+    setup = "from dfl.pilot.netns import exit_on_termination; exit_on_termination(); " * handled
+    code = f"{setup}import time; print('ready', flush=True); time.sleep(30)"
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGTERM)
+        try:
+            status = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        assert status == (128 + signal.SIGTERM if handled else None)
+    finally:
+        proc.kill()
+        proc.wait()

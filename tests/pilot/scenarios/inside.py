@@ -3,8 +3,9 @@
 import runpy
 import sys
 
-from dfl.pilot.netns import bring_up_loopback, require_loopback_only
+from dfl.pilot.netns import bring_up_loopback, exit_on_termination, require_loopback_only
 
+exit_on_termination()
 require_loopback_only()
 bring_up_loopback()
 script = sys.argv[1]
