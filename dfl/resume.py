@@ -172,7 +172,8 @@ def restore_run(
 ) -> tuple[Any, dict[str, Any]]:
     """Restores a simulation's newest intact checkpoint; returns ``(state, meta)``.
 
-    Keeps ``workdir``'s metrics up to the restored round (:func:`continue_metrics`).
+    Keeps ``workdir``'s metrics up to the restored round
+    (:func:`dfl.metrics.writer.continue_metrics`).
     On failure the checkpointers in ``close`` are closed before the error propagates.
 
     Raises:
@@ -192,25 +193,10 @@ def restore_run(
                 c.close()
         raise
     if workdir is not None:
+        from dfl.metrics.writer import continue_metrics
+
         continue_metrics(workdir, done)  # one directory holds the whole run
     return state, meta
-
-
-def continue_metrics(workdir: str | Path, rounds_done: int) -> None:
-    """Keeps the records of ``workdir/metrics.jsonl`` (and ``.csv``) up to ``rounds_done``.
-
-    The rounds after the restored checkpoint are run again; their old records
-    (from a run that went on past its last intact checkpoint) are dropped.
-    """
-    from dfl.metrics.writer import MetricsWriter, read_jsonl
-
-    path = Path(workdir) / "metrics.jsonl"
-    if not path.exists():
-        return
-    kept = [r for r in read_jsonl(path) if int(r["round"]) <= rounds_done]
-    with MetricsWriter(workdir) as writer:
-        for r in kept:
-            writer.write(r)
 
 
 def resume_hint(

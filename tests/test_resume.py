@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from dfl.config.store import conf_dir, register
 from dfl.metrics import MetricsWriter, read_jsonl
+from dfl.metrics.writer import continue_metrics
 from dfl.resume import (
-    continue_metrics,
     find_run_dir,
     merge_overrides,
     record_resume,

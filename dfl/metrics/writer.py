@@ -86,3 +86,18 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Reads a ``metrics.jsonl`` file back as a list of records."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def continue_metrics(workdir: str | Path, rounds_done: int) -> None:
+    """Keeps the records of ``workdir/metrics.jsonl`` (and ``.csv``) up to ``rounds_done``.
+
+    The rounds after the restored checkpoint are run again; their old records
+    (from a run that went on past its last intact checkpoint) are dropped.
+    """
+    path = Path(workdir) / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = [r for r in read_jsonl(path) if int(r["round"]) <= rounds_done]
+    with MetricsWriter(workdir) as writer:
+        for r in kept:
+            writer.write(r)

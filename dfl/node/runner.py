@@ -45,6 +45,7 @@ import numpy as np
 from dfl import data as dfl_data
 from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
+from dfl.metrics.writer import continue_metrics
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.program import NodeProgram, senders_of
 from dfl.transport.base import Transport
@@ -261,6 +262,8 @@ class NodeRunner:
         exchange = self._exchange()
         writer = None
         if self.workdir is not None:
+            if start > 0:  # a resumed node's records go on from its checkpoint's round
+                continue_metrics(self.workdir, start)
             writer = MetricsWriter(self.workdir, append=start > 0)
         t, rounds_run = start, 0
         last_round_sent = start - 1

@@ -52,9 +52,11 @@ def test_deployment_resumes_exactly(tiny, tmp_path):
         "messages_missing",
     ):
         assert records[-1][key] == expected[key]
-    # Resumed from the checkpoint of round 3, not from scratch.
+    # Resumed from the checkpoint of round 3, not from scratch: rounds 3..9 ran again.
+    assert all(resumed.nodes[i].rounds_run == 7 for i in range(cfg.topology.n))
+    # The node's own log holds one whole run: the re-run round 5 replaced the first one.
     node_log = read_jsonl(tmp_path / "nodes" / "node_0" / "metrics.jsonl")
-    assert [r["round"] for r in node_log] == [5, 5, 10]
+    assert [r["round"] for r in node_log] == [5, 10]
 
 
 @pytest.mark.parametrize(
