@@ -16,8 +16,11 @@ The run directory (Hydra's output directory) gets ``nodes/node_<i>/`` (each
 node's ``metrics.jsonl``, ``params/``, ``node.log``, checkpoints), and the
 combined ``metrics.jsonl``/``metrics.csv`` with the simulation's keys, computed
 from the nodes' parameters at every evaluation round, plus ``deployment.json``
-(per-node counters, fault statistics). Ctrl-C or a failing node stops every
-node this launcher started (by PID; nothing else is touched).
+(per-node counters, fault statistics). Ctrl-C, SIGTERM, SIGHUP or a failing node
+stops every node this launcher started (by PID; nothing else is touched); on
+Linux a node process also gets SIGTERM when the launcher dies in any way (SIGKILL
+included: ``PR_SET_PDEATHSIG``). ``python -m dfl.collect RUN_DIR`` writes the
+combined results of an interrupted run.
 
 With tcp, ``transport.faults.crash_node=I crash_round=R restart_after_s=S``
 SIGKILLs node I once it reaches round R and restarts it S seconds later with
@@ -28,6 +31,7 @@ at its neighbours' current round.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
@@ -35,8 +39,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +90,7 @@ class Child:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children
+            preexec_fn=die_with_parent(os.getpid()),
         )
         log_file.close()
 
@@ -103,6 +109,51 @@ class Child:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, sig)
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal a process gets when the thread that forked it dies (Linux)."""
+
+
+def die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when ``parent`` dies (Linux).
+
+    A parent-death signal, not a process group: the kernel sends it even when the
+    launcher is SIGKILLed (no handler of ours runs then), and the children keep their
+    own session so a terminal's Ctrl-C reaches only the launcher. The signal follows
+    the forking *thread*: children are started from the launcher's main thread.
+    ``None`` (no hook) off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def hook() -> None:
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            os._exit(126)
+        if os.getppid() != parent:  # the launcher died before prctl: nobody will signal
+            os._exit(126)
+
+    return hook
+
+
+@contextlib.contextmanager
+def signals_interrupt(signals: Sequence[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Within: ``signals`` raise :class:`KeyboardInterrupt`, the path Ctrl-C takes (the
+    nodes are stopped). Only in the main thread (elsewhere: nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _filtered(overrides: Sequence[str]) -> list[str]:
@@ -364,6 +415,7 @@ def launch_processes(
 
     Raises:
       RuntimeError: if a node fails (every other node is stopped first).
+      KeyboardInterrupt: on Ctrl-C, SIGTERM or SIGHUP (every node is stopped first).
     """
     from dfl.node.setup import run_id
 
@@ -372,15 +424,18 @@ def launch_processes(
     children = node_children(cfg, overrides, workdir, addresses, rid)
     env = launch_env(cfg)
     crash = CrashFault.of(cfg, env, children)
-    for c in children:
-        c.start(env)
-    pids = [c.proc.pid for c in children if c.proc]
-    log.info("started %d node processes (pids %s), run dir %s", len(children), pids, workdir)
-    try:
-        supervise(cfg, children, crash, workdir, progress=progress, timeout_s=timeout_s)
-    except BaseException:
-        stop_children(children)
-        raise
+    with signals_interrupt():
+        try:
+            for c in children:
+                c.start(env)
+            pids = [c.proc.pid for c in children if c.proc]
+            log.info(
+                "started %d node processes (pids %s), run dir %s", len(children), pids, workdir
+            )
+            supervise(cfg, children, crash, workdir, progress=progress, timeout_s=timeout_s)
+        except BaseException:
+            stop_children(children)
+            raise
     return collect_launch(cfg, optimizer, workdir, children, addresses=addresses, rid=rid)
 
 
@@ -440,7 +495,8 @@ def main(cfg: DictConfig) -> None:
         return run_in_process(config, optimizer, workdir=workdir, progress=True).records
 
     hint = resume_hint("dfl.launch", workdir, config.checkpoint.every)
-    records = user_errors(run, interrupted=f"every node was stopped; {hint}")
+    stopped = f"every node was stopped; {hint}; combine it so far: python -m dfl.collect {workdir}"
+    records = user_errors(run, interrupted=stopped)
     record_resume(resumed, hydra_dir)
     print_table(
         summary_table(

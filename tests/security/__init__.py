@@ -1,0 +1,1 @@
+"""Regression tests of deployment security (issue 13)."""
