@@ -206,6 +206,7 @@ class NodeExchange:
         self.first = True  # the first exchange of this process waits first_deadline_s
         self.dependents: list[int] = []
         self.received: Received | None = None
+        self.plan: MixPlan | None = None  # the last round's mix (the runner's finite guard)
 
     def apply(self, wire: Any, round: int, *, delivered: Collection[int] | None = None) -> Any:
         """Sends ``wire``, receives the in-neighbours' of ``round`` and mixes them.
@@ -245,6 +246,7 @@ class NodeExchange:
             if delivered is None or j in delivered
         }
         plan = plan_mix(self.node, W[self.node], own, received, self.rule)
+        self.plan = plan
         self._count(got, received, plan)
         if plan.missing:
             reasons = {

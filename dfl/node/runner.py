@@ -47,6 +47,7 @@ from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
 from dfl.metrics.writer import continue_metrics
 from dfl.node.exchange import ExchangeCounts, NodeExchange
+from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
@@ -178,6 +179,7 @@ class NodeRunner:
         self.records: list[dict[str, Any]] = []
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
+        self._last_mix: MixSeen | None = None  # the previous round's, for the finite guard
 
     # -- state ---------------------------------------------------------------------
 
@@ -236,7 +238,23 @@ class NodeRunner:
             self.counters.dp_dropped_examples += int(dropped)
         state, wire, info = phases.step(state, batches, program.algorithm_key(t, self.node))
         mixed = exchange.apply(wire, t)
-        return phases.combine(state, mixed), info
+        state = phases.combine(state, mixed)
+        self._check_finite(t, state, exchange)
+        return state, info
+
+    def _check_finite(self, t: int, state: Any, exchange: NodeExchange) -> None:
+        """Stops the node (:class:`NonFiniteStateError`) once its state is not finite,
+        naming the round and the messages mixed in this round and the one before."""
+        plan = exchange.plan
+        sources, messages = (plan.sources, plan.messages) if plan is not None else ([], [])
+        finite, magnitudes = health(state, messages)
+        seen = MixSeen(t, list(sources), magnitudes)
+        if not bool(finite):
+            mixes = [m for m in (self._last_mix, seen) if m is not None]
+            error = non_finite_error(self.node, t, mixes)
+            log.error("%s", error)
+            raise error
+        self._last_mix = seen
 
     # -- the run -------------------------------------------------------------------
 
@@ -247,6 +265,8 @@ class NodeRunner:
           NodeCrashError: at an injected crash.
           RuntimeError: under ``WAIT`` when a message never arrives.
           TransportClosedError: if the transport is closed under it (launcher stop).
+          NonFiniteStateError: once its state is NaN/inf after a round (naming the
+            round and the neighbours whose messages were mixed in).
         """
         cfg, program, exp = self.cfg, self.program, self.exp
         self.transport.expect(Kind.WIRE, program.spec, senders_of(exp.schedule, self.node))
