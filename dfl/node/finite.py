@@ -26,8 +26,12 @@ class NonFiniteStateError(RuntimeError):
 
 
 def _max_abs(tree: Any) -> jax.Array:
-    leaves = [jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree) if jnp.size(x) > 0]
-    return jnp.max(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.float32(0.0)
+    leaves = [
+        jnp.max(jnp.abs(x)).astype(jnp.float32)
+        for x in jax.tree.leaves(tree)
+        if jnp.size(x) > 0 and jnp.issubdtype(jnp.result_type(x), jnp.number)  # no PRNG keys
+    ]
+    return jnp.max(jnp.stack(leaves)) if leaves else jnp.float32(0.0)
 
 
 def _all_finite(tree: Any) -> jax.Array:

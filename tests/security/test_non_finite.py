@@ -72,6 +72,9 @@ def test_health_is_one_reduction_over_state_and_messages():
     assert bool(finite) and sizes.tolist() == [5.0, 2.0]
     finite, _ = health({"w": jnp.asarray([1.0, jnp.inf])}, [])
     assert not bool(finite)
+    keyed = {"key": jax.random.key(0), "w": jnp.ones(2)}  # PRNG keys are not numbers: skipped
+    finite, sizes = health(keyed, [keyed])
+    assert bool(finite) and sizes.tolist() == [1.0]
     mixes = [MixSeen(7, [0, 1, 3], jnp.asarray([0.5, 3e38, 0.2]))]
     text = str(non_finite_error(0, 8, mixes))
     assert (
