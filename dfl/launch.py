@@ -19,8 +19,8 @@ from the nodes' parameters at every evaluation round, plus ``deployment.json``
 (per-node counters, fault statistics). Ctrl-C, SIGTERM, SIGHUP or a failing node
 stops every node this launcher started (by PID; nothing else is touched); on
 Linux a node process also gets SIGTERM when the launcher dies in any way (SIGKILL
-included: ``PR_SET_PDEATHSIG``). ``python -m dfl.collect RUN_DIR`` writes the
-combined results of an interrupted run.
+included: ``PR_SET_PDEATHSIG``, :mod:`dfl.node.parent`). ``python -m dfl.collect
+RUN_DIR`` writes the combined results of an interrupted run.
 
 With tcp, ``transport.faults.crash_node=I crash_round=R restart_after_s=S``
 SIGKILLs node I once it reaches round R and restarts it S seconds later with
@@ -31,7 +31,6 @@ at its neighbours' current round.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import logging
@@ -41,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +81,16 @@ class Child:
     restarts: int = 0
 
     def start(self, env: dict[str, str], extra: Sequence[str] = ()) -> None:
+        from dfl.node.parent import PARENT_ENV
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_file = open(self.workdir / "node.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*self.args, *extra],
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, PARENT_ENV: str(os.getpid())},  # the node dies with this launcher
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children
-            preexec_fn=die_with_parent(os.getpid()),
         )
         log_file.close()
 
@@ -109,32 +109,6 @@ class Child:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, sig)
-
-
-PR_SET_PDEATHSIG = 1
-"""``prctl`` option: the signal a process gets when the thread that forked it dies (Linux)."""
-
-
-def die_with_parent(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when ``parent`` dies (Linux).
-
-    A parent-death signal, not a process group: the kernel sends it even when the
-    launcher is SIGKILLed (no handler of ours runs then), and the children keep their
-    own session so a terminal's Ctrl-C reaches only the launcher. The signal follows
-    the forking *thread*: children are started from the launcher's main thread.
-    ``None`` (no hook) off Linux.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def hook() -> None:
-        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            os._exit(126)
-        if os.getppid() != parent:  # the launcher died before prctl: nobody will signal
-            os._exit(126)
-
-    return hook
 
 
 @contextlib.contextmanager

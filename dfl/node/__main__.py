@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfl.cli import instantiate_optimizer, to_config, user_errors
 from dfl.config.store import conf_dir, register
+from dfl.node.parent import die_with_launcher
 from dfl.resume import resume_hint
 
 register()
@@ -56,5 +57,6 @@ def with_job_name(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
+    die_with_launcher()  # started by python -m dfl.launch: end with it, even on SIGKILL
     sys.argv = with_job_name(sys.argv)
     main()
