@@ -34,6 +34,7 @@ ENTRY_POINTS = (
     "cli.py",
     "resume.py",  # re-composes a run's saved overrides for +resume (train and launch)
     "sweep.py",  # dfl.train's sweep wrapper and Hydra callback
+    "collect.py",  # python -m dfl.collect RUN_DIR (re-composes the run's saved overrides)
     "node/__main__.py",
 )
 """Where Hydra may be used (besides the config schema's store)."""
