@@ -27,9 +27,7 @@ class NodeConfig:
       rejoin: after a restart from a checkpoint, jump to the round the
         neighbours are at (seen in their first message) instead of replaying
         the missed rounds; the neighbours treat the missed rounds by their
-        missing-message rule. Only when more than half of its in-neighbours over
-        a schedule period are ahead, as far as they agree and its silence allows
-        (:mod:`dfl.node.rejoin`).
+        missing-message rule.
       workdir: where the node writes ``metrics.jsonl``, ``params/`` and its
         checkpoints; empty: the Hydra output directory.
       progress: show a progress bar (``python -m dfl.node`` only).

@@ -312,6 +312,17 @@ class NodeExchange:
             )
         return got
 
+    def dependents_ahead(self) -> int | None:
+        """The highest round of a neighbour that mixes this node's messages.
+
+        Such a neighbour cannot be past this node's next round unless it stopped
+        waiting for this node, which is then behind and rejoins at that round.
+        """
+        if self.received is None:
+            return None
+        rounds = self.received.peer_rounds
+        return max((rounds[j] for j in self.dependents if j in rounds), default=None)
+
     def goodbye(self, last_round: int) -> None:
         """Tells recent out-neighbours that this node sends nothing after ``last_round``."""
         if last_round < 0:

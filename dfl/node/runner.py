@@ -26,10 +26,7 @@ silent rounds by their missing-message rule), it sees their frames for later
 rounds, finishes the round it is in at once, and jumps to the neighbours'
 current round, skipping the rounds it missed (``node.rejoin``): its state is
 then that of its checkpoint, and every key is derived from the seed and the
-round, so nothing else needs restoring. It jumps only when more than half of
-its in-neighbours over a schedule period are ahead, only as far as that majority
-reached and as its silence since the checkpoint allows (:mod:`dfl.node.rejoin`):
-one member's claimed round decides nothing.
+round, so nothing else needs restoring.
 """
 
 from __future__ import annotations
@@ -52,7 +49,6 @@ from dfl.metrics.writer import continue_metrics
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
-from dfl.node.rejoin import members, rejoin_target
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
 from dfl.transport.wire import Kind
@@ -184,8 +180,6 @@ class NodeRunner:
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
         self._last_mix: MixSeen | None = None  # the previous round's, for the finite guard
-        self._synced_at = time.time()  # when it last heard a neighbour of its own round
-        self._ignored_ahead: dict[int, int] = {}  # the last claims it refused to skip for
 
     # -- state ---------------------------------------------------------------------
 
@@ -197,8 +191,6 @@ class NodeRunner:
             **{k: int(v) for k, v in saved.items() if k in Counters.__dataclass_fields__}
         )
         start = int(meta["round"])
-        # Its neighbours may have gone on without it since that checkpoint (no later).
-        self._synced_at = float(meta.get("time", self._synced_at))
         log.info("node %d resumed from %s at round %d", self.node, self.resume.directory, start)
         return state, start
 
@@ -216,7 +208,6 @@ class NodeRunner:
             "round": rounds_done,
             "node": self.node,
             "counters": dataclasses.asdict(self.counters),
-            "time": time.time(),  # wall clock: bounds how far a resumed node may skip
         }
         self.checkpointer.save(rounds_done, state, meta=meta)
 
@@ -264,51 +255,6 @@ class NodeRunner:
             log.error("%s", error)
             raise error
         self._last_mix = seen
-
-    def _rejoin_target(self, t: int, exchange: NodeExchange) -> int:
-        """The round to jump to (``t``: none), by :mod:`dfl.node.rejoin`'s rules."""
-        got = exchange.received
-        if got is None or max(got.peer_rounds.values(), default=-1) <= t:
-            return t  # nobody ahead (every round's case): no period to look at
-        schedule = self.exp.schedule
-        peers = members(schedule.weights, self.node, t, schedule.period or self.exp.n)
-        silent = time.time() - self._synced_at
-        target = rejoin_target(
-            t,
-            peers,
-            got.peer_rounds,
-            silent_s=silent,
-            deadline_s=self.cfg.node.deadline_s,
-            last_round=self.cfg.rounds - 1,
-        )
-        ahead = {j: got.peer_rounds[j] for j in peers if got.peer_rounds.get(j, t) > t}
-        if target > t:
-            log.warning(
-                "node %d is behind its neighbours (at round %d; %d of its %d in-neighbours %s "
-                "sent later rounds %s, silent %.1fs): skipping to round %d",
-                self.node,
-                t,
-                len(ahead),
-                len(peers),
-                peers,
-                ahead,
-                silent,
-                target,
-            )
-        elif ahead and max(ahead.values()) > t + 1 and ahead != self._ignored_ahead:
-            self._ignored_ahead = ahead
-            log.warning(
-                "node %d at round %d: not skipping for %s (%d of its %d in-neighbours %s; "
-                "rejoining needs more than half of them, within %.1fs of silence)",
-                self.node,
-                t,
-                ahead,
-                len(ahead),
-                len(peers),
-                peers,
-                silent,
-            )
-        return target
 
     # -- the run -------------------------------------------------------------------
 
@@ -360,13 +306,19 @@ class NodeRunner:
                     self._save(t, state)
                 if self.on_round is not None:
                     self.on_round(t, {"loss": float(info["loss"])})
-                if exchange.received is not None and exchange.received.messages:
-                    self._synced_at = time.time()  # heard a neighbour's message of its round
-                if cfg.node.rejoin and t < cfg.rounds:
-                    target = self._rejoin_target(t, exchange)
-                    if target > t:
-                        self.counters.rounds_skipped += target - t
-                        t = target
+                ahead = exchange.dependents_ahead()
+                if cfg.node.rejoin and ahead is not None and ahead > t and t < cfg.rounds:
+                    target = min(ahead, cfg.rounds - 1)
+                    log.warning(
+                        "node %d is behind its neighbours (at round %d, they sent round %d): "
+                        "skipping to round %d",
+                        self.node,
+                        t,
+                        ahead,
+                        target,
+                    )
+                    self.counters.rounds_skipped += target - t
+                    t = target
             if t >= cfg.rounds:
                 exchange.goodbye(last_round_sent)
         finally:

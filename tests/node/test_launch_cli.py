@@ -57,7 +57,7 @@ def test_ctrl_c_stops_the_launch_with_one_line_saying_how_to_resume(tmp_path):
     run = (tmp_path / "run").resolve()
     assert line == (
         "dfl: interrupted: every node was stopped; continue it with: "
-        f"python -m dfl.launch +resume={run}"
+        f"python -m dfl.launch +resume={run}; combine it so far: python -m dfl.collect {run}"
     )
 
 
