@@ -33,9 +33,27 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def comparable(config: dict) -> dict[str, Any]:
+    """``config`` flattened to dotted keys, as two runs' configs are compared.
+
+    With ``privacy.target_epsilon`` set, ``privacy.noise_multiplier`` is left out: the
+    run writes its calibrated σ there (``config_resolved.yaml``), so it differs from
+    the composed value of the same config.
+    """
+    flat = _flatten(config)
+    if flat.get("privacy.target_epsilon"):
+        flat.pop("privacy.noise_multiplier", None)
+    return flat
+
+
+def same_config(saved: dict, new: dict) -> bool:
+    """Whether a saved ``config_resolved.yaml`` is a run of the composed ``new``."""
+    return comparable(saved) == comparable(new)
+
+
 def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
     """``key: saved -> new`` for the first ``limit`` dotted keys whose values differ."""
-    a, b = _flatten(saved), _flatten(new)
+    a, b = comparable(saved), comparable(new)
     keys = sorted(set(a) | set(b))
     diffs = [
         f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}"
@@ -65,7 +83,7 @@ def check_run_dir(workdir: str | Path, config: Any) -> None:
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
     new = yaml.safe_load(yaml.safe_dump(config)) or {}
-    if saved == new:
+    if same_config(saved, new):
         return
     raise ValueError(
         f"output directory {str(workdir)!r} already holds a finished run of another config "

@@ -43,7 +43,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dfl.rundir import FINISHED_MARK, SAVED_CONFIG
+from dfl.rundir import FINISHED_MARK, SAVED_CONFIG, same_config
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ def finished_accuracy(workdir: str | Path, config: dict[Any, Any]) -> float | No
     saved, metrics = workdir / SAVED_CONFIG, workdir / FINISHED_MARK
     if not (saved.is_file() and metrics.is_file()):
         return None
-    if (yaml.safe_load(saved.read_text()) or {}) != yaml.safe_load(yaml.safe_dump(config)):
+    if not same_config(
+        yaml.safe_load(saved.read_text()) or {}, yaml.safe_load(yaml.safe_dump(config))
+    ):
         return None
     lines = [line for line in metrics.read_text().splitlines() if line.strip()]
     if not lines:

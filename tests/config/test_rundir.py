@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from dfl.config.store import MAX_DIRNAME, run_dirname
@@ -105,3 +106,21 @@ def test_two_seed_sweep_keeps_both_runs_and_a_changed_config_is_refused(tmp_path
     assert out.returncode == 2
     assert "dfl: error: output directory" in out.stderr and "seed: 0 -> 5" in out.stderr
     assert (first / "metrics.jsonl").read_bytes() == before
+
+
+def test_a_calibrated_sigma_is_the_same_config(tmp_path):
+    """A ``dp_sgd_eps`` run saves its calibrated σ over the composed one: still its config."""
+    config = resolved(["privacy=dp_sgd_eps"])
+    saved = json.loads(json.dumps(config))
+    saved["privacy"]["noise_multiplier"] = 0.7321
+    (tmp_path / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    check_run_dir(tmp_path, config)  # the same run: allowed
+    with pytest.raises(ValueError, match=r"privacy\.target_epsilon"):
+        check_run_dir(tmp_path, resolved(["privacy=dp_sgd_eps", "privacy.target_epsilon=2.0"]))
+    plain = resolved(["privacy=dp_sgd"])
+    saved_plain = json.loads(json.dumps(plain))
+    saved_plain["privacy"]["noise_multiplier"] = 0.7321
+    (tmp_path / "config_resolved.yaml").write_text(yaml.safe_dump(saved_plain))
+    with pytest.raises(ValueError, match=r"privacy\.noise_multiplier"):
+        check_run_dir(tmp_path, plain)  # without a target, sigma is the config's own value
