@@ -46,6 +46,10 @@ BYE_HISTORY = 8
 """Rounds back whose out-neighbours get the end-of-run notice (time-varying graphs)."""
 
 
+RANDOM_SCAN_ROUNDS = 64
+"""Rounds of a random schedule scanned for a peer's dependence on a node; beyond it, assumed."""
+
+
 @dataclasses.dataclass
 class MixPlan:
     """The weights and messages of one round's mix at one node.
@@ -312,16 +316,34 @@ class NodeExchange:
             )
         return got
 
-    def dependents_ahead(self) -> int | None:
-        """The highest round of a neighbour that mixes this node's messages.
+    def dependents_ahead(self, next_round: int) -> int | None:
+        """The highest round ``r`` of a peer that must have stopped waiting for this node.
 
-        Such a neighbour cannot be past this node's next round unless it stopped
-        waiting for this node, which is then behind and rejoins at that round.
+        Peer ``j`` sent a message of round ``r > next_round``, so it finished every
+        round before ``r``. If it mixes this node's message in some round ``s`` of
+        ``[next_round, r)`` (``W_s[j, i] > 0``), which this node has not sent yet,
+        it went on without this node: this node is behind and rejoins at ``r``. A
+        peer that needed nothing from this node in those rounds (a one-peer or
+        directed schedule) is ahead legitimately and says nothing about it.
         """
         if self.received is None:
             return None
-        rounds = self.received.peer_rounds
-        return max((rounds[j] for j in self.dependents if j in rounds), default=None)
+        ahead = [
+            r
+            for j, r in self.received.peer_rounds.items()
+            if r > next_round and self._mixes_me(j, next_round, r)
+        ]
+        return max(ahead, default=None)
+
+    def _mixes_me(self, peer: int, start: int, end: int) -> bool:
+        """Whether ``peer`` mixes this node's message in some round of ``[start, end)``."""
+        period = self.schedule.period
+        if period is None and end - start > RANDOM_SCAN_ROUNDS:
+            return True  # a random schedule pairs any two nodes within so many rounds
+        stop = end if period is None else min(end, start + period)
+        return any(
+            np.asarray(self.schedule.weights(s))[peer, self.node] > 0 for s in range(start, stop)
+        )
 
     def goodbye(self, last_round: int) -> None:
         """Tells recent out-neighbours that this node sends nothing after ``last_round``."""

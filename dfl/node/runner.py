@@ -306,7 +306,7 @@ class NodeRunner:
                     self._save(t, state)
                 if self.on_round is not None:
                     self.on_round(t, {"loss": float(info["loss"])})
-                ahead = exchange.dependents_ahead()
+                ahead = exchange.dependents_ahead(t)
                 if cfg.node.rejoin and ahead is not None and ahead > t and t < cfg.rounds:
                     target = min(ahead, cfg.rounds - 1)
                     log.warning(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +170,47 @@ def test_mix_keeps_dtypes():
 def test_neighbours_follow_w_columns_and_rows():
     W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])  # directed cycle
     assert in_neighbours(W, 0) == [1] and out_neighbours(W, 0) == [2]
+
+
+def exchange_at(node: int, schedule, peer_rounds: dict[int, int]) -> NodeExchange:
+    """A node's exchange that last heard ``peer_rounds`` (peer → highest round it sent)."""
+    ex = NodeExchange(
+        node=node,
+        schedule=schedule,
+        spec=None,  # type: ignore[arg-type]
+        decode=lambda w: w,
+        transport=None,  # type: ignore[arg-type]
+        rule=MissingRule.RENORMALIZE,
+        algorithm="dsgd",
+        deadline_s=1.0,
+        first_deadline_s=1.0,
+        wait_timeout_s=1.0,
+        chunk_bytes=1 << 20,
+        counts=ExchangeCounts(),
+    )
+    ex.received = types.SimpleNamespace(peer_rounds=peer_rounds)  # type: ignore[assignment]
+    return ex
+
+
+def test_a_peer_ahead_means_this_node_is_behind_only_if_it_needed_this_node():
+    """One-peer exponential over 8 nodes (one peer per node and round): a peer one round
+    ahead that needed nothing from node 0 in between is ahead legitimately; one that mixed
+    node 0's unsent message went on without it."""
+    from dfl.topology import build_schedule
+    from tests.node.common import compose_config
+
+    cfg, _ = compose_config("topology=one_peer_exponential", "topology.n=8", "mixing=uniform")
+    schedule = build_schedule(cfg.topology, cfg.mixing, seed=cfg.seed)
+    W = [np.asarray(schedule.weights(s)) for s in range(3)]
+    # node 0 is at round 2; which peers mix node 0's message in round 2 (W_2[j, 0] > 0)?
+    needs = {j for j in range(1, 8) if W[2][j, 0] > 0}
+    free = next(j for j in range(1, 8) if j not in needs)
+    (needer,) = needs
+    assert exchange_at(0, schedule, {free: 3}).dependents_ahead(2) is None
+    assert exchange_at(0, schedule, {needer: 3}).dependents_ahead(2) == 3
+    assert exchange_at(0, schedule, {free: 2, needer: 2}).dependents_ahead(2) is None
+    # on a static ring a neighbour ahead always mixed this node's message
+    ring, _ = compose_config("topology=ring", "topology.n=8")
+    ring_schedule = build_schedule(ring.topology, ring.mixing, seed=ring.seed)
+    assert exchange_at(0, ring_schedule, {1: 9, 7: 4}).dependents_ahead(2) == 9
+    assert exchange_at(0, ring_schedule, {4: 9}).dependents_ahead(2) is None  # not a neighbour
