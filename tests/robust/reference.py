@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfl.topology.graph import Topology
 from dfl.topology.mixing import metropolis_hastings
-
-
-def random_graph(seed: int, n: int, p: float) -> Topology:
-    """A connected undirected graph: a random spanning tree plus each other edge with ``p``."""
-    rng = np.random.default_rng(seed)
-    A = np.triu(rng.random((n, n)) < p, k=1)
-    A = A | A.T
-    for i in range(1, n):
-        j = int(rng.integers(i))
-        A[i, j] = A[j, i] = True
-    return Topology(name="random", adjacency=A)
+from tests.topology.graphs import random_connected as random_graph
 
 
 def random_case(seed: int, n: int = 9, p: float = 0.4, dim: int = 4, drop: float = 0.0):
