@@ -3,8 +3,11 @@
 * ``transport=loopback``: all ``topology.n`` nodes in this process, one thread
   each, messages as bytes over queues (with ``transport.faults.*``).
 * ``transport=tcp``: one ``python -m dfl.node`` process per node on this host,
-  talking tcp over 127.0.0.1 (free ports unless ``transport.base_port`` or
-  ``transport.addresses`` say otherwise).
+  talking mutual TLS 1.3 over 127.0.0.1 (free ports unless ``transport.base_port``
+  or ``transport.addresses`` say otherwise); without ``transport.keys_dir`` this
+  launcher makes the run CA and key bundles in ``RUN_DIR/keys`` (0600) and gives
+  each node the path of its own bundle (``transport.bundle``). With
+  ``transport.insecure=true`` it draws a shared secret for the nodes instead.
 * ``transport=pilot transport.cluster_dir=D``: one node process per daemon of
   ``python -m dfl.pilot up --dir D``; this launcher creates the run's network and,
   without ``transport.keys_dir``, the run CA and key bundles in ``RUN_DIR/keys``.
@@ -63,6 +66,7 @@ MANAGED_KEYS = (
     "transport.addresses",
     "transport.run_id",
     "transport.name",
+    "transport.bundle",
     "transport",
     "resume",
     "hydra.output_subdir",
@@ -163,6 +167,23 @@ def _pilot_overrides(cfg: Any, workdir: Path, rid: str) -> list[str]:
     return out
 
 
+def _tcp_keys(cfg: Any, workdir: Path, rid: str) -> Path | None:
+    """The keys of a TLS tcp run: ``transport.keys_dir``, else made in ``workdir/keys``
+    (``None``: ``transport.insecure=true``)."""
+    from dfl.transport.factory import organise_keys
+
+    t = cfg.transport
+    if t.insecure:
+        log.warning(
+            "INSECURE tcp (transport.insecure=true): node connections are not encrypted and "
+            "any node can speak as any other; recorded in metadata.json"
+        )
+        return None
+    if t.keys_dir:
+        return Path(t.keys_dir)
+    return organise_keys(cfg.topology.n, rid, workdir)
+
+
 def _process_backend(name: Any) -> str:
     """The backend the node processes use: ``name``'s if it runs in processes, else tcp."""
     from dfl.transport.factory import backend
@@ -186,6 +207,7 @@ def node_children(
     cfg: Config, overrides: Sequence[str], workdir: Path, addresses: Sequence[str], rid: str
 ) -> list[Child]:
     """The ``python -m dfl.node`` process of every node (not started yet)."""
+    from dfl.keys.ca import node_file
     from dfl.node.collect import node_dir
 
     common = [
@@ -194,22 +216,28 @@ def node_children(
         "transport.addresses=[" + ",".join(f"'{a}'" for a in addresses) + "]",
         f"transport.run_id={rid}",
     ]
+    keys = None
     if cfg.transport.name == "pilot":  # this launcher organises the run (network, keys)
         common = [*_filtered(overrides), *_pilot_overrides(cfg, workdir, rid)]
+    elif _process_backend(cfg.transport.name) == "tcp":
+        keys = _tcp_keys(cfg, workdir, rid)
     if cfg.resume:
         common.append(f"+resume={cfg.resume}")
     children = []
     for i in range(cfg.topology.n):
         d = node_dir(workdir, i)
         args = [sys.executable, "-m", "dfl.node", *common, f"node.id={i}", f"node.workdir={d}"]
+        if keys is not None:  # each node reads only its own bundle
+            args.append(f"transport.bundle={node_file(keys, i)}")
         children.append(Child(i, [*args, f"hydra.run.dir={d}"], d))
     return children
 
 
 def launch_env(cfg: Config) -> dict[str, str]:
-    """:func:`child_env`, with a fresh shared secret unless the run configures one."""
+    """:func:`child_env`; with ``transport.insecure=true``, a fresh shared secret unless
+    the run configures one."""
     env = child_env()
-    if not cfg.transport.secret_file and not env.get(SECRET_ENV):
+    if cfg.transport.insecure and not cfg.transport.secret_file and not env.get(SECRET_ENV):
         env[SECRET_ENV] = new_secret()  # the nodes of this launch authenticate each other
     return env
 

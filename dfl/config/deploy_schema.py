@@ -118,11 +118,24 @@ class TransportConfig:
         current round and rejoins (memory stays bounded either way: at most a
         few messages per peer are buffered).
       connect_timeout_s: tcp: how long a node retries to reach a peer.
-      secret_file: tcp: a file holding a secret shared by the run's nodes;
-        every connection must prove it (HMAC challenge–response) before its
-        frames are read (:mod:`dfl.transport.auth`). Empty: the
+      bundle: tcp: this node's key bundle (its ``node-<i>.json`` from ``python -m
+        dfl.keys init``, mode 0600): its key and X.509 certificate and the run
+        CA's certificate, for mutual TLS 1.3 with every peer. Empty:
+        ``keys_dir/node-<i>.json``; ``dfl.launch`` makes the run's keys in
+        ``RUN_DIR/keys`` and gives each node its own bundle.
+      insecure: tcp: plain TCP instead of TLS, connections gated at most by a
+        shared secret (``secret_file``), which proves membership, not identity:
+        any holder can speak as any node, and nothing is encrypted. Warned at
+        every node's start and recorded in ``metadata.json``; for tests only.
+      secret_file: tcp with ``insecure=true``: a file holding a secret shared by
+        the run's nodes; every connection must prove it (HMAC challenge–response)
+        before its frames are read (:mod:`dfl.transport.auth`). Empty: the
         ``DFL_TRANSPORT_SECRET`` environment variable, else connections are not
         authenticated (``dfl.launch`` draws a secret for the nodes it starts).
+      max_pending: tcp: connections pending authentication at most; a new one
+        beyond closes the oldest pending one (:mod:`dfl.transport.gate`).
+      handshake_timeout_s: tcp: the total time a connection has for its whole
+        handshake (TLS and ``HELLO``; not per read), then it is closed.
       faults: fault injection on the sending side.
       cluster_dir: pilot: a ``python -m dfl.pilot up`` directory; gives every
         node's daemon socket and inbox, the registry, and the run's network.
@@ -133,8 +146,9 @@ class TransportConfig:
       network_file: pilot: the run's network (id and join token) written by the
         organiser (``python -m dfl.pilot network create``); empty: the one in
         ``cluster_dir``.
-      keys_dir: pilot: a ``python -m dfl.keys init`` directory (this node reads
-        its ``node-<i>.json``); empty with ``dfl.launch``: made in the run directory.
+      keys_dir: pilot and tcp: a ``python -m dfl.keys init`` directory (this node
+        reads only its ``node-<i>.json``); empty with ``dfl.launch``: made in the
+        run directory.
       rendezvous_bin: pilot: the rendezvous binary (else ``$DFL_PILOT_RENDEZVOUS``
         or ``rendezvous`` on PATH).
       revoke_after_rejected: pilot: revoke trust with a member after this many
@@ -151,7 +165,11 @@ class TransportConfig:
     max_message_bytes: int = 1 << 31
     max_rounds_ahead: int | None = None
     connect_timeout_s: float = 60.0
+    bundle: str = ""
+    insecure: bool = False
     secret_file: str = ""
+    max_pending: int = 64
+    handshake_timeout_s: float = 5.0
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     cluster_dir: str = ""
     pilot_socket: str = ""

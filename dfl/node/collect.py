@@ -23,6 +23,7 @@ from dfl.evaluate import make_evaluate, make_local_evaluate
 from dfl.experiment import Experiment
 from dfl.metrics import metrics_record, privacy_record, read_jsonl, run_metadata
 from dfl.node.runner import load_params, params_path
+from dfl.transport.factory import security
 from dfl.transport.wire import framed_nbytes
 
 SUMMED = (
@@ -159,6 +160,7 @@ def write_metadata(workdir: str | Path, exp: Experiment, spec: Any, run_id: str)
         payload_bytes=spec.nbytes,
         node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
         transport=cfg.transport.name,
+        transport_security=security(cfg.transport),
         run_id=run_id,
     )
     Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from dfl.config.deploy_schema import TransportConfig
@@ -26,6 +28,7 @@ from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector
 from dfl.transport.loopback import LoopbackNetwork
 from dfl.transport.tcp import TcpTransport, addresses_from, free_ports
+from dfl.transport.tls import TlsCredentials
 
 log = logging.getLogger("dfl.transport")
 
@@ -150,13 +153,83 @@ def open_loopback(
     )
 
 
+def security(config: TransportConfig) -> str | None:
+    """How ``config``'s tcp connections are secured, for the run's metadata: ``"tls"``
+    (mutual TLS 1.3 with run-CA certificates) or ``"insecure"``; ``None`` off tcp."""
+    if str(getattr(config.name, "value", config.name)) != "tcp":
+        return None
+    return "insecure" if config.insecure else "tls"
+
+
+def bundle_path(config: TransportConfig, node: int) -> Path:
+    """Node ``node``'s key bundle: ``transport.bundle``, else ``keys_dir/node-<i>.json``.
+
+    Raises:
+      ValueError: if neither is set.
+    """
+    if config.bundle:
+        return Path(config.bundle).expanduser()
+    if config.keys_dir:
+        return Path(config.keys_dir).expanduser() / f"node-{node}.json"
+    raise ValueError(
+        f"transport=tcp: node {node} needs its key bundle: transport.bundle=PATH (its "
+        "node-<i>.json from `python -m dfl.keys init`) or transport.keys_dir=DIR; or "
+        "transport.insecure=true for unauthenticated plain TCP"
+    )
+
+
+def load_credentials(config: TransportConfig, node: int, run_id: str) -> TlsCredentials:
+    """Node ``node``'s TLS credentials, read from its own bundle only.
+
+    Raises:
+      ValueError: no bundle configured, or a bundle of another node or run.
+      OSError: the bundle cannot be read (``PermissionError``: readable by others).
+    """
+    from dfl.keys.ca import NodeIdentity
+
+    path = bundle_path(config, node)
+    identity = NodeIdentity.load(path)
+    if identity.node_id != node:
+        raise ValueError(f"transport.bundle={path} is node {identity.node_id}'s, not node {node}'s")
+    if identity.run_id != run_id:
+        raise ValueError(
+            f"transport.bundle={path} belongs to run {identity.run_id!r}, not to this run "
+            f"{run_id!r} (set transport.run_id={identity.run_id}, or make the keys with "
+            f"`python -m dfl.keys init --run-id {run_id}`)"
+        )
+    return TlsCredentials.from_identity(identity)
+
+
+def organise_keys(num_nodes: int, run_id: str, workdir: str | Path | None) -> Path:
+    """A run CA and bundles for ``run_id``: ``workdir/keys`` (reused if it holds this run's
+    CA, else ``workdir/keys-<run id>``), or a temporary directory without ``workdir``."""
+    from dfl.keys.ca import CA_FILE, RunCA, init
+
+    if workdir is None:
+        base = Path(tempfile.mkdtemp(prefix="dfl-keys-"))
+    else:
+        base = Path(workdir) / "keys"
+        if (base / CA_FILE).exists() and RunCA.load(base).run_id != run_id:
+            base = Path(workdir) / f"keys-{run_id}"
+    if not (base / CA_FILE).exists():
+        init(num_nodes, base, run_id)
+    return base
+
+
 class TcpNetwork:
     """Tcp endpoints of a run's nodes.
 
-    In one process (``in_process``), nodes listen on free ports unless
-    ``transport.addresses`` or ``transport.base_port`` name theirs, and share a
-    secret drawn now unless one is configured. A node process uses the
-    configured addresses and secret, and warns when it has none.
+    By default every connection is mutual TLS 1.3 with per-node certificates from
+    the run CA: a node process reads only its own bundle (``transport.bundle``,
+    else ``transport.keys_dir/node-<i>.json``); in one process (``in_process``)
+    without either, the run's keys are made now (in ``options.workdir/keys``, else
+    a temporary directory). With ``transport.insecure=true`` connections are plain
+    TCP, gated at most by a shared secret (drawn now in one process unless one is
+    configured); every endpoint then warns. In one process nodes listen on free
+    ports unless ``transport.addresses`` or ``transport.base_port`` name theirs.
+
+    Raises:
+      ValueError: ``transport.secret_file`` without ``transport.insecure=true``.
     """
 
     def __init__(
@@ -165,9 +238,19 @@ class TcpNetwork:
         self.config = config
         self.options = options
         self.addresses = self._addresses(config, num_nodes, in_process)
-        self.secret = load_secret(config.secret_file)
-        if self.secret is None and in_process:
-            self.secret = new_secret().encode()
+        self.secret: bytes | None = None
+        if config.insecure:
+            self.secret = load_secret(config.secret_file)
+            if self.secret is None and in_process:
+                self.secret = new_secret().encode()
+        elif config.secret_file:
+            raise ValueError(
+                f"transport.secret_file={config.secret_file!r} is for transport.insecure=true "
+                "only; tcp uses TLS with the run's key bundles by default"
+            )
+        elif in_process and not config.keys_dir and not config.bundle:
+            keys = organise_keys(num_nodes, options.run_id, options.workdir)
+            self.config = dataclasses.replace(config, keys_dir=str(keys))
         self._injector = FaultInjector(config.faults, num_nodes)
 
     @staticmethod
@@ -188,17 +271,24 @@ class TcpNetwork:
     def endpoint(self, node: int) -> TcpTransport:
         """Node ``node``'s endpoint (it starts listening now)."""
         t = self.config
-        if self.secret is None:
+        tls = None
+        if t.insecure:
             log.warning(
-                "node %d: tcp connections are not authenticated; set transport.secret_file "
-                "or $%s to the same secret on every node",
+                "node %d: INSECURE tcp (transport.insecure=true): connections are not "
+                "encrypted and not bound to node identities (%s); never use this outside "
+                "a trusted test network",
                 node,
-                SECRET_ENV,
+                "a shared secret proves membership only: any holder can speak as any node"
+                if self.secret is not None
+                else f"no shared secret either: set transport.secret_file or ${SECRET_ENV}",
             )
+        else:
+            tls = load_credentials(t, node, self.options.run_id)
         return TcpTransport(
             node,
             self.addresses,
             run_id=self.options.run_id,
+            tls=tls,
             connect_timeout_s=t.connect_timeout_s,
             chunk_bytes=t.chunk_bytes,
             max_rounds_ahead=self.options.max_rounds_ahead,
@@ -206,6 +296,8 @@ class TcpNetwork:
             faults=self._injector,
             dropped_wait_s=self.options.dropped_wait_s,
             secret=self.secret,
+            max_pending=t.max_pending,
+            handshake_timeout_s=t.handshake_timeout_s,
         )
 
 

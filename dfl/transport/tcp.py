@@ -1,20 +1,32 @@
-"""The tcp transport: plain TCP sockets between node processes (threads, no asyncio).
+"""The tcp transport: TCP sockets between node processes, mutual TLS 1.3 by default.
 
 Every node listens on its address. To send, a node opens one connection per
-peer (lazily, retrying for ``connect_timeout_s`` while the peer starts), says
-``HELLO`` (a header-only frame naming it and the run), answers the peer's
-challenge when the run has a shared secret (:mod:`dfl.transport.auth`: without
-the secret nobody can connect as a node), then writes frames: the
-96-byte header is the length prefix of the chunk that follows. Sends are queued
-to one thread per peer, so a slow or dead peer never blocks the node; payload
-bytes go from the arrays to the socket with ``sendmsg`` (no copy). Each
-accepted connection has a reader thread that validates the header, then reads
-the chunk straight into the reassembly buffer (``recv_into``, no copy) and
-verifies it (:class:`~dfl.transport.inbox.Inbox`). A frame whose header fails
-its checksum closes the connection (its length cannot be trusted); the sender
-reconnects with its next message.
+peer (lazily, retrying for ``connect_timeout_s`` while the peer starts), does a
+TLS 1.3 handshake in which both ends show their run-CA certificate
+(:mod:`dfl.transport.tls`; the connecting side refuses a listener whose
+certificate does not name the node it meant to reach), says ``HELLO`` (a
+header-only frame naming it and the run), then writes frames: the 96-byte
+header is the length prefix of the chunk that follows. Sends are queued to one
+thread per peer, so a slow or dead peer never blocks the node.
 
-This is the baseline that a later Pilot backend is benchmarked against
+The listener and every connection not yet authenticated live in one thread
+(:class:`~dfl.transport.gate.Gate`): a cap on pending connections
+(``max_pending``), one total handshake deadline (``handshake_timeout_s``), no
+thread or buffer before authentication. An authenticated connection is bound to
+the node its certificate names (``HELLO`` must name the same node) and gets a
+reader thread that validates every header, the bound sender included (a frame
+claiming another sender is rejected, :func:`dfl.transport.validate.addressing_problem`),
+then reads the chunk straight into the reassembly buffer (``recv_into``, no copy)
+and verifies it (:class:`~dfl.transport.inbox.Inbox`). A node keeps at most
+:data:`MAX_CONNECTIONS_PER_PEER` connections per peer (a newer one closes the
+oldest). A frame whose header fails its checksum closes the connection (its
+length cannot be trusted); the sender reconnects with its next message.
+
+Without credentials (``transport.insecure=true``) connections are plain TCP,
+authenticated at most by a shared secret (:mod:`dfl.transport.auth`), which
+proves membership, not identity: any holder of the secret can speak as any node.
+
+This is the baseline that the Pilot backend is benchmarked against
 (``bench/transport.py``).
 """
 
@@ -25,22 +37,18 @@ import contextlib
 import logging
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from dfl.transport.auth import (
-    HANDSHAKE_TIMEOUT_S,
-    NONCE_NBYTES,
-    PROOF_NBYTES,
-    new_nonce,
-    proof,
-    verify,
-)
+from dfl.transport.auth import NONCE_NBYTES, proof
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
-from dfl.transport.validate import hello_problem
+from dfl.transport.gate import Gate
+from dfl.transport.handshake import Handshake, secret_accept, tls_accept
+from dfl.transport.tls import TlsCredentials, client_context, node_name, server_context
 from dfl.transport.wire import (
     CHECKSUM_MASK,
     DEFAULT_CHUNK_BYTES,
@@ -49,8 +57,6 @@ from dfl.transport.wire import (
     Hasher,
     Header,
     Kind,
-    WireError,
-    parse_header,
 )
 from dfl.transport.wire import Frame as WireFrame
 
@@ -62,6 +68,10 @@ RECV_PIECE = 16777216
 RECONNECT_TIMEOUT_S = 1.0
 """A peer that was reachable once gets one connection attempt this long; if it fails,
 messages to it are dropped for as long again (a dead peer must not build a backlog)."""
+MAX_CONNECTIONS_PER_PEER = 2
+"""Authenticated connections kept per peer (a reconnect may overlap the old one)."""
+COALESCE_BYTES = 65536
+"""TLS: buffers smaller than this are joined before they are written (fewer records)."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -120,9 +130,13 @@ def _tune(sock: socket.socket) -> None:
 
 
 def send_all(sock: socket.socket, parts: Sequence[Any]) -> None:
-    """Writes every buffer of ``parts`` with as few ``sendmsg`` calls as possible."""
+    """Writes every buffer of ``parts`` with as few ``sendmsg`` calls as possible
+    (on TLS, as few records: small buffers are joined, large ones written in place)."""
     views = [memoryview(p).cast("B") for p in parts]
     views = [v for v in views if v.nbytes]
+    if isinstance(sock, ssl.SSLSocket):
+        _send_all_tls(sock, views)
+        return
     while views:
         sent = sock.sendmsg(views[:MAX_IOV])
         while sent:
@@ -132,6 +146,23 @@ def send_all(sock: socket.socket, parts: Sequence[Any]) -> None:
             else:
                 views[0] = views[0][sent:]
                 sent = 0
+
+
+def _send_all_tls(sock: ssl.SSLSocket, views: list[memoryview]) -> None:
+    small = bytearray()
+    for v in views:
+        if v.nbytes < COALESCE_BYTES:
+            small += v
+            if len(small) >= COALESCE_BYTES:
+                sock.sendall(small)
+                small = bytearray()
+            continue
+        if small:
+            sock.sendall(small)
+            small = bytearray()
+        sock.sendall(v)
+    if small:
+        sock.sendall(small)
 
 
 def recv_into(sock: socket.socket, view: memoryview) -> None:
@@ -202,52 +233,71 @@ class _Peer:
                     return None
                 time.sleep(0.05)
                 continue
-            sock.settimeout(None)
             _tune(sock)
-            hello = Header(
-                FORMAT_VERSION,
-                Kind.HELLO,
-                0,
-                self.t.node_id,
-                self.peer,
-                0,
-                self.t.run,
-                b"\0" * 16,
-                0,
-                0,
-                1,
-                0,
-                0,
-                0,
-            )
-            send_all(sock, [hello.pack()])
-            if self.t.secret is not None and not self._answer(sock):
-                sock.close()
+            sock = self._handshake(sock)
+            if sock is None:
                 self.down_until = time.monotonic() + RECONNECT_TIMEOUT_S
                 return None
             self.connected_once = True
             return sock
         return None
 
-    def _answer(self, sock: socket.socket) -> bool:
-        """Proves the shared secret to the peer (its nonce, then our HMAC)."""
-        assert self.t.secret is not None
-        nonce = bytearray(NONCE_NBYTES)
+    def _handshake(self, sock: socket.socket) -> socket.socket | None:
+        """TLS (the listener must show node ``peer``'s certificate), ``HELLO``, and in
+        insecure mode the shared-secret answer; the socket to write to, or ``None``."""
+        t = self.t
+        sock.settimeout(t.handshake_timeout_s)
         try:
-            sock.settimeout(HANDSHAKE_TIMEOUT_S)
-            recv_into(sock, memoryview(nonce))
-            sock.sendall(proof(self.t.secret, self.t.run, self.t.node_id, self.peer, bytes(nonce)))
-            sock.settimeout(None)
-        except OSError as e:
+            if t.client_tls is not None:
+                sock = t.client_tls.wrap_socket(sock, server_hostname=node_name(self.peer))
+            send_all(sock, [self._hello()])
+            if t.client_tls is None and t.secret is not None:
+                nonce = bytearray(NONCE_NBYTES)
+                recv_into(sock, memoryview(nonce))
+                sock.sendall(proof(t.secret, t.run, t.node_id, self.peer, bytes(nonce)))
+        except ssl.SSLCertVerificationError as e:
             log.warning(
-                "node %d: node %d sent no authentication challenge (%s); does it have the "
-                "run's transport secret?",
-                self.t.node_id,
+                "node %d refuses the listener at %s: it is not node %d of this run (%s)",
+                t.node_id,
+                t.addresses[self.peer],
+                self.peer,
+                e.verify_message or e,
+            )
+            sock.close()
+            return None
+        except (OSError, ssl.SSLError) as e:
+            log.warning(
+                "node %d: connection handshake with node %d failed (%s)%s",
+                t.node_id,
                 self.peer,
                 e,
+                ""
+                if t.client_tls is not None or t.secret is None
+                else "; does it have the run's transport secret?",
             )
-            return False
-        return True
+            sock.close()
+            return None
+        sock.settimeout(None)
+        return sock
+
+    def _hello(self) -> bytes:
+        t = self.t
+        return Header(
+            FORMAT_VERSION,
+            Kind.HELLO,
+            0,
+            t.node_id,
+            self.peer,
+            0,
+            t.run,
+            b"\0" * 16,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+        ).pack()
 
     def _loop(self) -> None:
         while True:
@@ -288,14 +338,24 @@ class TcpTransport(FramedTransport):
       node_id: this node.
       addresses: every node's ``(host, port)``, indexed by node id.
       run_id: the run's id.
+      tls: this node's credentials (:class:`~dfl.transport.tls.TlsCredentials`):
+        mutual TLS 1.3 with every peer; ``None``: insecure plain TCP (``secret``).
       connect_timeout_s: how long the first connection to a peer is retried.
       chunk_bytes: the run's chunk size; longer frames close the connection.
       max_rounds_ahead, max_message_bytes: inbox limits.
       faults: fault injector for sent messages (``None``: none).
       dropped_wait_s: see :class:`~dfl.transport.base.FramedTransport`.
-      secret: the run's shared secret (:func:`dfl.transport.auth.load_secret`):
-        every connection must prove it before its frames are read, and this
-        node proves it to its peers; ``None``: connections are not authenticated.
+      secret: insecure mode only: the run's shared secret
+        (:func:`dfl.transport.auth.load_secret`): every connection must prove it
+        before its frames are read, and this node proves it to its peers;
+        ``None``: connections are not authenticated at all.
+      max_pending: connections pending authentication at most (see
+        :class:`~dfl.transport.gate.Gate`).
+      handshake_timeout_s: the total time a connection has for its handshake
+        (either side).
+
+    Raises:
+      ValueError: for both ``tls`` and ``secret``, or credentials of another node.
     """
 
     def __init__(
@@ -304,6 +364,7 @@ class TcpTransport(FramedTransport):
         addresses: Sequence[tuple[str, int]],
         *,
         run_id: str,
+        tls: TlsCredentials | None = None,
         connect_timeout_s: float = 60.0,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_rounds_ahead: int = 1024,
@@ -311,7 +372,13 @@ class TcpTransport(FramedTransport):
         faults: FaultInjector | None = None,
         dropped_wait_s: float | None = None,
         secret: bytes | None = None,
+        max_pending: int = 64,
+        handshake_timeout_s: float = 5.0,
     ):
+        if tls is not None and secret is not None:
+            raise ValueError("a tcp transport takes TLS credentials or a shared secret, not both")
+        if tls is not None and tls.node_id != node_id:
+            raise ValueError(f"node {node_id} was given the TLS credentials of node {tls.node_id}")
         super().__init__(
             node_id,
             len(addresses),
@@ -323,28 +390,43 @@ class TcpTransport(FramedTransport):
         )
         self.addresses = [(str(host), int(port)) for host, port in addresses]
         self.connect_timeout_s = connect_timeout_s
+        self.handshake_timeout_s = handshake_timeout_s
         self.chunk_bytes = chunk_bytes
         self.secret = secret
+        self.tls = tls
+        self.client_tls = client_context(tls) if tls is not None else None
+        self._server_tls = server_context(tls) if tls is not None else None
         self.closing = threading.Event()
         self.undelivered = 0
         self._peers: dict[int, _Peer] = {}
         self._lock = threading.Lock()
-        self._readers: list[tuple[threading.Thread, socket.socket]] = []
+        self._readers: dict[int, list[tuple[threading.Thread, socket.socket]]] = {}
         # Checksums the next chunk of a message while the current one is sent.
         self._crc_pool = concurrent.futures.ThreadPoolExecutor(1, f"dfl-tcp-crc-{node_id}")
-        self._listener = socket.create_server(
-            self.addresses[node_id], reuse_port=False, backlog=max(16, len(addresses))
+        listener = socket.create_server(
+            self.addresses[node_id], reuse_port=False, backlog=max(128, len(addresses))
         )
-        self._listener.settimeout(0.2)
-        self._accepter = threading.Thread(
-            target=self._accept_loop, name=f"dfl-tcp-accept-{node_id}", daemon=True
+        self._port = listener.getsockname()[1]
+        self.gate = Gate(
+            listener,
+            name=f"dfl-tcp-accept-{node_id}",
+            node_id=node_id,
+            start=self._start_handshake,
+            admit=self._admit,
+            reject=self.inbox.reject_frame,
+            max_pending=max_pending,
+            deadline_s=handshake_timeout_s,
         )
-        self._accepter.start()
 
     @property
     def port(self) -> int:
         """The port this node listens on."""
-        return self._listener.getsockname()[1]
+        return self._port
+
+    @property
+    def secure(self) -> bool:
+        """Whether connections are mutually authenticated and encrypted (TLS)."""
+        return self.tls is not None
 
     def prefetch(self, frame: Any) -> None:
         """Starts checksumming the chunk after ``frame``'s in the background."""
@@ -363,67 +445,43 @@ class TcpTransport(FramedTransport):
 
     # -- receiving -----------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        while not self.closing.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def _start_handshake(self, conn: socket.socket) -> tuple[socket.socket, Handshake]:
+        """The gate's first step with an accepted (non-blocking) connection."""
+        if self._server_tls is None:
+            return conn, secret_accept(conn, self.inbox.me, self.secret)
+        sock = self._server_tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return sock, tls_accept(sock, self.inbox.me)
+
+    def _admit(self, conn: socket.socket, sender: int) -> None:
+        """Starts the reader of a connection bound to ``sender`` (the gate's thread)."""
+        thread = threading.Thread(
+            target=self._read_loop,
+            args=(conn, sender),
+            daemon=True,
+            name=f"dfl-tcp-read-{self.node_id}<-{sender}",
+        )
+        with self._lock:
+            if self.closing.is_set():
+                conn.close()
                 return
-            conn.settimeout(None)
-            _tune(conn)
-            thread = threading.Thread(
-                target=self._read_loop,
-                args=(conn,),
-                daemon=True,
-                name=f"dfl-tcp-read-{self.node_id}",
-            )
-            with self._lock:
-                self._readers = [(t, s) for t, s in self._readers if t.is_alive()]
-                self._readers.append((thread, conn))
-            thread.start()
+            live = [(t, s) for t, s in self._readers.get(sender, []) if t.is_alive()]
+            while len(live) >= MAX_CONNECTIONS_PER_PEER:
+                _, old = live.pop(0)
+                log.info(
+                    "node %d closes an older connection of node %d (a newer one arrived)",
+                    self.node_id,
+                    sender,
+                )
+                with contextlib.suppress(OSError):
+                    old.shutdown(socket.SHUT_RDWR)
+            live.append((thread, conn))
+            self._readers[sender] = live
+        thread.start()
 
-    def _hello(self, conn: socket.socket) -> int | None:
-        buf = bytearray(HEADER_NBYTES)
-        recv_into(conn, memoryview(buf))
-        try:
-            h = parse_header(buf)
-        except WireError as e:
-            self.inbox.reject_frame(f"bad connection handshake: {e.reason}")
-            return None
-        problem = hello_problem(h, self.inbox.me)
-        if problem is None and self.secret is not None:
-            problem = self._challenge(conn, h.sender)
-        if problem is not None:
-            self.inbox.reject_frame(problem)
-            return None
-        return h.sender
-
-    def _challenge(self, conn: socket.socket, sender: int) -> str | None:
-        """Asks ``sender`` to prove the shared secret; the problem, or ``None``."""
-        assert self.secret is not None
-        nonce = new_nonce()
-        answer = bytearray(PROOF_NBYTES)
-        try:
-            conn.settimeout(HANDSHAKE_TIMEOUT_S)
-            conn.sendall(nonce)
-            recv_into(conn, memoryview(answer))
-            conn.settimeout(None)
-        except OSError as e:
-            return f"node {sender} did not answer the authentication challenge ({e})"
-        if not verify(self.secret, self.run, sender, self.node_id, nonce, bytes(answer)):
-            return f"node {sender} failed the authentication (wrong or no transport secret)"
-        return None
-
-    def _read_loop(self, conn: socket.socket) -> None:
+    def _read_loop(self, conn: socket.socket, sender: int) -> None:
         header = bytearray(HEADER_NBYTES)
-        scratch = memoryview(bytearray(min(self.chunk_bytes, 1 << 20)))
-        sender = None
+        scratch: memoryview | None = None  # for frames read only to be dropped
         try:
-            sender = self._hello(conn)
-            if sender is None:
-                return
             while not self.closing.is_set():
                 recv_into(conn, memoryview(header))
                 slot = self.inbox.begin(header, sender=sender)
@@ -447,6 +505,8 @@ class TcpTransport(FramedTransport):
                         slot.header.length,
                     )
                     return
+                if scratch is None:
+                    scratch = memoryview(bytearray(min(self.chunk_bytes, 1 << 20)))
                 left = slot.header.length
                 while left:
                     take = min(left, scratch.nbytes)
@@ -494,15 +554,13 @@ class TcpTransport(FramedTransport):
         if not self.closing.is_set():
             self.flush()
         self.closing.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()
+        self.gate.close()
         with self._lock:
-            readers = list(self._readers)
+            readers = [r for rs in self._readers.values() for r in rs]
         for _, conn in readers:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         for thread, _ in readers:
             thread.join(timeout=2)
-        self._accepter.join(timeout=2)
         self._crc_pool.shutdown(wait=False, cancel_futures=True)
         super().close(drain=False)

@@ -1,4 +1,5 @@
-"""The tcp transport on 127.0.0.1: chunked messages, bad peers, dead peers."""
+"""The tcp transport on 127.0.0.1: chunked messages, bad peers, dead peers (mutual TLS),
+and the explicit insecure mode (plain TCP, optionally a shared secret)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dfl.transport import Kind, Transport, WireSpec, encode_payload, message_nby
 from dfl.transport.auth import NONCE_NBYTES, SECRET_ENV, load_secret, proof
 from dfl.transport.tcp import TcpTransport, addresses_from, free_ports, parse_address
 from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
+from tests.transport.keys import credentials
 
 TREE = {"w": jnp.arange(50_000, dtype=jnp.float32).reshape(500, 100), "b": jnp.ones(7)}
 SPEC = WireSpec.from_tree(TREE)
@@ -21,8 +23,9 @@ SPEC = WireSpec.from_tree(TREE)
 @pytest.fixture
 def nodes():
     addresses = [("127.0.0.1", p) for p in free_ports(3)]
+    tls = credentials(3)
     eps = [
-        TcpTransport(i, addresses, run_id="t", connect_timeout_s=5, chunk_bytes=40_000)
+        TcpTransport(i, addresses, run_id="t", tls=tls[i], connect_timeout_s=5, chunk_bytes=40_000)
         for i in range(3)
     ]
     for e in eps:
@@ -75,22 +78,30 @@ def hung_up(s: socket.socket) -> bool:
 def test_garbage_closes_only_that_connection(nodes):
     a, b, _ = nodes
     with socket.create_connection(b.addresses[1]) as s:
-        s.sendall(hello(0, 1) + b"\x00" * 200)
+        s.sendall(hello(0, 1) + b"\x00" * 200)  # plain TCP to a TLS listener
         assert hung_up(s)
-    with socket.create_connection(b.addresses[1]) as s:
-        s.sendall(hello(0, 1, run="other"))
+    with a.client_tls.wrap_socket(
+        socket.create_connection(b.addresses[1]), server_hostname="dfl-node-1"
+    ) as s:
+        s.sendall(hello(0, 1, run="other"))  # node 0's own certificate, another run's HELLO
+        assert hung_up(s)
+    with a.client_tls.wrap_socket(
+        socket.create_connection(b.addresses[1]), server_hostname="dfl-node-1"
+    ) as s:
+        s.sendall(hello(0, 1) + b"\x00" * 200)  # a valid handshake, then garbage
         assert hung_up(s)
     payload = encode_payload(SPEC, TREE, chunk_bytes=40_000)
     a.send(1, 0, Kind.WIRE, payload)
     got = b.receive(0, [0], time.monotonic() + 10)
     assert list(got.messages) == [0]
     reasons = " ".join(r.reason for r in got.rejections)
-    assert "bad magic" in reasons and "wrong run id" in reasons
+    assert "TLS handshake failed" in reasons and "wrong run id" in reasons
+    assert "bad magic" in reasons
 
 
 def test_dead_peer_loses_messages_without_blocking():
     addresses = [("127.0.0.1", p) for p in free_ports(2)]
-    a = TcpTransport(0, addresses, run_id="t", connect_timeout_s=2.0)
+    a = TcpTransport(0, addresses, run_id="t", tls=credentials(2)[0], connect_timeout_s=2.0)
     a.expect(Kind.WIRE, SPEC)
     start = time.monotonic()
     a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
@@ -110,11 +121,18 @@ def test_addresses():
         parse_address("nope")
 
 
-def pair(secrets):
-    """Two tcp endpoints with the given secrets (node 0 sends to node 1)."""
+def pair(secrets, handshake_timeout_s=5.0):
+    """Two insecure tcp endpoints with the given secrets (node 0 sends to node 1)."""
     addresses = [("127.0.0.1", p) for p in free_ports(2)]
     eps = [
-        TcpTransport(i, addresses, run_id="t", connect_timeout_s=5, secret=s)
+        TcpTransport(
+            i,
+            addresses,
+            run_id="t",
+            connect_timeout_s=5,
+            secret=s,
+            handshake_timeout_s=handshake_timeout_s,
+        )
         for i, s in enumerate(secrets)
     ]
     for e in eps:
@@ -132,9 +150,8 @@ def pair(secrets):
     ],
     ids=["same-secret", "wrong-secret", "sender-without", "receiver-without"],
 )
-def test_shared_secret_gates_connections(secrets, delivered, reason, monkeypatch):
-    monkeypatch.setattr("dfl.transport.tcp.HANDSHAKE_TIMEOUT_S", 1.0)
-    a, b = pair(secrets)
+def test_insecure_mode_shared_secret_gates_connections(secrets, delivered, reason):
+    a, b = pair(secrets, handshake_timeout_s=1.0)
     try:
         a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
         got = b.receive(0, [0], time.monotonic() + (10 if delivered else 3))
