@@ -1,0 +1,138 @@
+"""Issue 13, finding 5 on tcp: bounded resources before trust.
+
+Loopback sockets only. An unauthenticated connection gets no thread and no frame
+buffer, at most ``max_pending`` of them are pending, and each has one total
+handshake deadline however slowly it trickles bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfl.transport import Kind, WireSpec, encode_payload
+from dfl.transport.gate import LOG_FIRST
+from dfl.transport.tcp import TcpTransport, free_ports
+from dfl.transport.tls import client_context
+from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
+from tests.transport.keys import credentials
+
+TREE = {"w": np.arange(256, dtype=np.float32)}
+SPEC = WireSpec.from_tree(TREE)
+RUN = "t"
+CAP = 64
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def nodes(n: int, **kwargs) -> list[TcpTransport]:
+    addresses = [("127.0.0.1", p) for p in free_ports(n)]
+    keys = credentials(n, RUN)
+    eps = [
+        TcpTransport(i, addresses, run_id=RUN, tls=keys[i], connect_timeout_s=5, **kwargs)
+        for i in range(n)
+    ]
+    for e in eps:
+        e.expect(Kind.WIRE, SPEC)
+    return eps
+
+
+def test_500_unauthenticated_connections_are_capped_and_genuine_nodes_still_run(caplog):
+    eps = nodes(3, max_pending=CAP, handshake_timeout_s=20)
+    a, b, c = eps
+    flood: list[socket.socket] = []
+    try:
+        b.send(0, 0, Kind.WIRE, encode_payload(SPEC, TREE))  # b's connection is established
+        assert a.receive(0, [1], time.monotonic() + 10).missing == []
+        threads, rss = threading.active_count(), rss_mb()
+        with caplog.at_level(logging.WARNING, logger="dfl.transport.tcp"):
+            for _ in range(10):  # in bursts of 50 (within the listen backlog)
+                for _ in range(50):
+                    s = socket.socket()
+                    s.setblocking(False)
+                    assert s.connect_ex(a.addresses[0]) in (0, errno.EINPROGRESS)
+                    flood.append(s)  # connected and silent: never a handshake
+                assert wait_for(lambda: a.gate.stats.accepted >= len(flood) + 1)
+            # c connects for the first time during the flood, b over its open connection.
+            payload = encode_payload(SPEC, TREE)
+            b.send(0, 1, Kind.WIRE, payload)
+            c.send(0, 1, Kind.WIRE, payload)
+            got = a.receive(1, [1, 2], time.monotonic() + 10)
+        assert got.missing == [] and sorted(got.messages) == [1, 2]
+        stats = a.gate.stats
+        assert a.gate.pending <= CAP and stats.peak_pending == CAP
+        assert stats.evicted >= 500 - CAP and stats.authenticated == 2  # b, then c
+        assert threading.active_count() - threads <= 3  # c's sender, a's reader of c, crc
+        assert rss_mb() - rss < 20, f"RSS grew {rss_mb() - rss:.1f} MB"
+        over = [r for r in caplog.records if "over transport.max_pending" in r.getMessage()]
+        assert 1 <= len(over) <= LOG_FIRST + 1  # rate-limited: not one line per refusal
+    finally:
+        for s in flood:
+            s.close()
+        for e in eps:
+            e.close()
+
+
+def hello(sender: int, recipient: int) -> bytes:
+    return Header(
+        FORMAT_VERSION, Kind.HELLO, 0, sender, recipient, 0, run_digest(RUN), b"\0" * 16,
+        0, 0, 1, 0, 0, 0,
+    ).pack()  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", ["tls-handshake", "hello-after-tls"])
+def test_a_slow_loris_is_closed_at_the_handshake_deadline(stage, caplog):
+    """One byte every 0.1 s: every read gets data, so only a total deadline closes it."""
+    a, b = nodes(2, handshake_timeout_s=1.0)
+    keys = b.tls
+    try:
+        raw = socket.create_connection(a.addresses[0])
+        start = time.monotonic()
+        if stage == "tls-handshake":
+            sock, trickle = raw, b"\x16\x03\x01\x02\x00" + bytes(512)  # a record's header, body
+        else:  # a member with a valid certificate completes TLS, then trickles its HELLO
+            assert keys is not None
+            sock = client_context(keys).wrap_socket(raw, server_hostname="dfl-node-0")
+            trickle = hello(1, 0)
+        with caplog.at_level(logging.WARNING):
+            closed_at = None
+            for i in range(len(trickle)):
+                if a.gate.stats.expired:
+                    closed_at = time.monotonic() - start
+                    break
+                with contextlib.suppress(OSError):  # the node hung up; its counter says when
+                    sock.sendall(trickle[i : i + 1])
+                time.sleep(0.1)
+        sock.close()
+        assert closed_at is not None and 0.9 <= closed_at <= 2.5, closed_at
+        assert a.gate.pending == 0 and a.gate.stats.authenticated == 0
+        logged = " ".join(r.getMessage() for r in caplog.records)
+        assert "handshake not finished within transport.handshake_timeout_s=1s" in logged
+        # The node still serves its genuine peer.
+        b.send(0, 0, Kind.WIRE, encode_payload(SPEC, TREE))
+        assert a.receive(0, [1], time.monotonic() + 10).missing == []
+    finally:
+        a.close()
+        b.close()
