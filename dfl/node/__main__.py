@@ -6,9 +6,10 @@ and exchanges messages with its neighbours over the transport. It writes into
 ``node.workdir`` (default: its Hydra output directory) ``metrics.jsonl``,
 ``params/round_<r>.npz`` at evaluation rounds, ``progress.json`` and, with
 ``checkpoint.every=K``, orbax checkpoints; ``+resume=PATH`` continues from one
-(a restarted node rejoins its neighbours at their current round). With
-``transport.secret_file`` (or ``$DFL_TRANSPORT_SECRET``) it only accepts
-connections that prove the run's shared secret.
+(a restarted node rejoins its neighbours at their current round). Over tcp it
+reads only its own key bundle (``transport.bundle=PATH``, or
+``transport.keys_dir/node-<i>.json``; ``python -m dfl.keys init``) and talks
+mutual TLS 1.3 with its peers (``transport.insecure=true``: plain TCP, warned).
 ``python -m dfl.launch`` starts every node of a run and combines their metrics.
 """
 

@@ -1,4 +1,6 @@
-"""Who may connect: a shared secret and the tcp connection's challenge–response.
+"""The insecure mode's gate (``transport.insecure=true``): a shared secret and the
+tcp connection's challenge–response. By default tcp uses mutual TLS instead
+(:mod:`dfl.transport.tls`); a shared secret proves membership, not identity.
 
 With a secret, a node accepting a connection answers the peer's ``HELLO`` with a
 random 32-byte nonce, and the peer must reply with
@@ -9,14 +11,12 @@ random 32-byte nonce, and the peer must reply with
 before any frame of it is read. The connection is then bound to that sender
 (:func:`dfl.transport.validate.addressing_problem` refuses frames naming
 another), so nobody without the secret can send as a node of the run, and a
-recorded handshake is
-useless (fresh nonce). Frames are not encrypted or signed after the handshake:
-confidentiality and protection against an on-path attacker are the Pilot
-backend's job (encrypted tunnels).
+recorded handshake is useless (fresh nonce); but any holder of the secret can
+claim any node. Frames are not encrypted or signed after the handshake.
 
 The secret comes from ``transport.secret_file`` or the :data:`SECRET_ENV`
-environment variable; ``python -m dfl.launch transport=tcp`` draws a fresh one
-for the node processes it starts when neither is set.
+environment variable; ``python -m dfl.launch transport=tcp transport.insecure=true``
+draws a fresh one for the node processes it starts when neither is set.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ NONCE_NBYTES = 32
 
 PROOF_NBYTES = 32
 """Bytes of the connector's answer (an HMAC-SHA256 digest)."""
-
-HANDSHAKE_TIMEOUT_S = 10.0
-"""How long either side waits for the other's half of the handshake."""
 
 _CONTEXT = b"dfl-tcp-hello"
 

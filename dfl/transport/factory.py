@@ -16,6 +16,7 @@ caller derives from the rest of the config: :func:`dfl.node.setup.transport_opti
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Collection, Sequence
@@ -182,13 +183,16 @@ def load_credentials(config: TransportConfig, node: int, run_id: str) -> TlsCred
     """Node ``node``'s TLS credentials, read from its own bundle only.
 
     Raises:
-      ValueError: no bundle configured, or a bundle of another node or run.
-      OSError: the bundle cannot be read (``PermissionError``: readable by others).
+      ValueError: no bundle configured; a bundle that cannot be read, is readable by
+        others than its owner, or is another node's or run's.
     """
     from dfl.keys.ca import NodeIdentity
 
     path = bundle_path(config, node)
-    identity = NodeIdentity.load(path)
+    try:
+        identity = NodeIdentity.load(path)
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"node {node}'s key bundle {path} cannot be used: {e}") from None
     if identity.node_id != node:
         raise ValueError(f"transport.bundle={path} is node {identity.node_id}'s, not node {node}'s")
     if identity.run_id != run_id:
@@ -198,6 +202,14 @@ def load_credentials(config: TransportConfig, node: int, run_id: str) -> TlsCred
             f"`python -m dfl.keys init --run-id {run_id}`)"
         )
     return TlsCredentials.from_identity(identity)
+
+
+def run_credentials(num_nodes: int, run_id: str) -> list[TlsCredentials]:
+    """Every node's TLS credentials from a fresh run CA held in memory (nothing on disk)."""
+    from dfl.keys.ca import RunCA
+
+    ca = RunCA.generate(run_id)
+    return [TlsCredentials.from_identity(ca.issue(i)) for i in range(num_nodes)]
 
 
 def organise_keys(num_nodes: int, run_id: str, workdir: str | Path | None) -> Path:
@@ -222,10 +234,10 @@ class TcpNetwork:
     By default every connection is mutual TLS 1.3 with per-node certificates from
     the run CA: a node process reads only its own bundle (``transport.bundle``,
     else ``transport.keys_dir/node-<i>.json``); in one process (``in_process``)
-    without either, the run's keys are made now (in ``options.workdir/keys``, else
-    a temporary directory). With ``transport.insecure=true`` connections are plain
-    TCP, gated at most by a shared secret (drawn now in one process unless one is
-    configured); every endpoint then warns. In one process nodes listen on free
+    without either, a run CA made now in memory issues every node's credentials.
+    With ``transport.insecure=true`` connections are plain TCP, gated at most by a
+    shared secret (drawn now in one process unless one is configured); every
+    endpoint then warns. In one process nodes listen on free
     ports unless ``transport.addresses`` or ``transport.base_port`` name theirs.
 
     Raises:
@@ -239,6 +251,7 @@ class TcpNetwork:
         self.options = options
         self.addresses = self._addresses(config, num_nodes, in_process)
         self.secret: bytes | None = None
+        self._credentials: list[TlsCredentials] = []
         if config.insecure:
             self.secret = load_secret(config.secret_file)
             if self.secret is None and in_process:
@@ -249,8 +262,7 @@ class TcpNetwork:
                 "only; tcp uses TLS with the run's key bundles by default"
             )
         elif in_process and not config.keys_dir and not config.bundle:
-            keys = organise_keys(num_nodes, options.run_id, options.workdir)
-            self.config = dataclasses.replace(config, keys_dir=str(keys))
+            self._credentials = run_credentials(num_nodes, options.run_id)
         self._injector = FaultInjector(config.faults, num_nodes)
 
     @staticmethod
@@ -282,6 +294,8 @@ class TcpNetwork:
                 if self.secret is not None
                 else f"no shared secret either: set transport.secret_file or ${SECRET_ENV}",
             )
+        elif self._credentials:
+            tls = self._credentials[node]
         else:
             tls = load_credentials(t, node, self.options.run_id)
         return TcpTransport(

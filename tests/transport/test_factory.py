@@ -18,6 +18,7 @@ from dfl.transport.factory import (
     backend,
     make_network,
     make_transport,
+    organise_keys,
     security,
 )
 from dfl.transport.loopback import LoopbackNetwork, LoopbackTransport
@@ -54,15 +55,13 @@ def test_loopback_is_in_process_only_and_carries_the_options():
 
 def test_tcp_in_process_picks_free_ports_and_makes_the_run_keys(tmp_path):
     config = TransportConfig(name="tcp", base_port=0, connect_timeout_s=1.0)
-    options = dataclasses.replace(OPTIONS, workdir=str(tmp_path))
-    network = make_network(config, 2, options, in_process=True)
+    network = make_network(config, 2, OPTIONS, in_process=True)
     a, b = network.endpoint(0), network.endpoint(1)
     try:
         assert isinstance(a, TcpTransport) and isinstance(b, TcpTransport)
         assert a.secure and a.secret is None and a.tls is not None and b.tls is not None
         assert (a.tls.node_id, b.tls.node_id) == (0, 1)
         assert a.tls.ca_certificate == b.tls.ca_certificate  # one run CA
-        assert (tmp_path / "keys" / "node-1.json").stat().st_mode & 0o777 == 0o600
         assert a.port != b.port and a.run_id == "t" and a.faults is None  # no faults set
         b.expect(Kind.WIRE, SPEC)
         a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
@@ -75,7 +74,10 @@ def test_tcp_in_process_picks_free_ports_and_makes_the_run_keys(tmp_path):
     node = dataclasses.replace(config, base_port=29500)
     with pytest.raises(ValueError, match=r"needs its key bundle: transport\.bundle=PATH"):
         make_transport(node, 0, 2, OPTIONS)  # ... and its own key bundle
-    keys = str(tmp_path / "keys")
+    keys = str(organise_keys(2, "t", tmp_path))  # what dfl.launch makes for its nodes
+    assert keys == str(tmp_path / "keys") and organise_keys(2, "t", tmp_path) == tmp_path / "keys"
+    assert (tmp_path / "keys" / "node-1.json").stat().st_mode & 0o777 == 0o600
+    assert organise_keys(2, "u", tmp_path) == tmp_path / "keys-u"  # never another run's CA
     with pytest.raises(ValueError, match="is node 1's, not node 0's"):
         make_transport(dataclasses.replace(node, bundle=keys + "/node-1.json"), 0, 2, OPTIONS)
     other = dataclasses.replace(OPTIONS, run_id="other")
@@ -92,6 +94,7 @@ def test_tcp_insecure_mode_is_explicit_warned_and_draws_a_secret(caplog):
     with caplog.at_level(logging.WARNING, logger="dfl.transport"):
         a, b = network.endpoint(0), network.endpoint(1)
     try:
+        assert isinstance(a, TcpTransport) and isinstance(b, TcpTransport)
         assert a.secret is not None and a.secret == b.secret and not a.secure
         assert sum("INSECURE tcp" in r.getMessage() for r in caplog.records) == 2
     finally:
