@@ -407,16 +407,21 @@ class TcpTransport(FramedTransport):
             self.addresses[node_id], reuse_port=False, backlog=max(128, len(addresses))
         )
         self._port = listener.getsockname()[1]
-        self.gate = Gate(
-            listener,
-            name=f"dfl-tcp-accept-{node_id}",
-            node_id=node_id,
-            start=self._start_handshake,
-            admit=self._admit,
-            reject=self.inbox.reject_frame,
-            max_pending=max_pending,
-            deadline_s=handshake_timeout_s,
-        )
+        try:
+            self.gate = Gate(
+                listener,
+                name=f"dfl-tcp-accept-{node_id}",
+                node_id=node_id,
+                start=self._start_handshake,
+                admit=self._admit,
+                reject=self.inbox.reject_frame,
+                max_pending=max_pending,
+                deadline_s=handshake_timeout_s,
+            )
+        except ValueError:
+            listener.close()
+            self._crc_pool.shutdown(wait=False)
+            raise
 
     @property
     def port(self) -> int:

@@ -193,3 +193,15 @@ def test_load_secret_reads_the_file_then_the_environment(tmp_path):
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ValueError, match="is empty"):
         load_secret(str(tmp_path / "empty"), environ={})
+
+
+def test_bad_gate_limits_name_the_value():
+    addresses = [("127.0.0.1", p) for p in free_ports(2)]
+    with pytest.raises(ValueError, match=r"transport\.max_pending must be >= 1, found 0"):
+        TcpTransport(0, addresses, run_id="t", tls=credentials(2)[0], max_pending=0)
+    with pytest.raises(ValueError, match="handshake_timeout_s must be > 0, found 0"):
+        TcpTransport(0, addresses, run_id="t", tls=credentials(2)[0], handshake_timeout_s=0)
+    with pytest.raises(ValueError, match="TLS credentials of node 1"):
+        TcpTransport(0, addresses, run_id="t", tls=credentials(2)[1])
+    # The port is free again after each refusal.
+    TcpTransport(0, addresses, run_id="t", tls=credentials(2)[0]).close()
