@@ -186,6 +186,10 @@ class Gate:
         except OSError as e:
             self._fail(p, f"connection failed during the handshake ({e})")
             return
+        except Exception as e:  # a bug must cost one connection, never the listener
+            log.exception("node %d: a connection handshake failed unexpectedly", self.node_id)
+            self._fail(p, f"connection handshake failed ({type(e).__name__})")
+            return
         if want != p.events:
             if p.events:
                 self._selector.modify(p.sock, want, p)
