@@ -111,3 +111,23 @@ def test_the_same_ca_issues_x509_certificates_for_tls():
         cert.signature, cert.tbs_certificate_bytes
     )
     assert cert.public_key().public_bytes_raw() == raw_public(ident.key)
+
+
+def test_bundles_carry_tls_certificates_of_the_node_key_from_the_run_ca(tmp_path):
+    from cryptography import x509
+
+    from dfl.keys import init
+
+    ca = init(2, tmp_path, "run-a")
+    root = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    assert root.subject == root.issuer and root.public_key().public_bytes_raw() == ca.public_key
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for i in range(2):
+        ident = NodeIdentity.load(node_file(tmp_path, i))
+        assert ident.ca_certificate == (tmp_path / "ca.pem").read_bytes()
+        cert = x509.load_pem_x509_certificate(ident.tls_certificate)
+        cert.verify_directly_issued_by(root)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [f"dfl-node-{i}"]
+        assert cert.public_key().public_bytes_raw() == raw_public(ident.key)
+    assert RunCA.load(tmp_path).certificate_pem == (tmp_path / "ca.pem").read_bytes()
