@@ -372,6 +372,9 @@ def collect_launch(
     from dfl.node.collect import combine_files, write_metadata, write_summary
     from dfl.node.program import build_program
 
+    # The metadata names the backend the node processes used (and how it was secured).
+    used = dataclasses.replace(cfg.transport, name=_process_backend(cfg.transport.name))
+    cfg = dataclasses.replace(cfg, transport=used)
     exp = build_experiment(cfg, optimizer if optimizer is not None else optax.sgd(0.0))
     program = build_program(exp)
     records = combine_files(exp, workdir, program.params(program.init(0)))
