@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from dfl.transport import Kind, WireSpec, encode_payload
 from dfl.transport.gate import LOG_FIRST
-from dfl.transport.tcp import TcpTransport, free_ports
+from dfl.transport.tcp import MAX_CONNECTIONS_PER_PEER, TcpTransport, free_ports
 from dfl.transport.tls import client_context
 from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
 from tests.transport.keys import credentials
@@ -134,5 +135,39 @@ def test_a_slow_loris_is_closed_at_the_handshake_deadline(stage, caplog):
         b.send(0, 0, Kind.WIRE, encode_payload(SPEC, TREE))
         assert a.receive(0, [1], time.monotonic() + 10).missing == []
     finally:
+        a.close()
+        b.close()
+
+
+def test_a_member_keeps_at_most_two_connections():
+    """After trust, too: a member's new connections close its older ones (one reader
+    thread and buffer per connection, at most MAX_CONNECTIONS_PER_PEER per peer)."""
+    a, b = nodes(2)
+    assert b.tls is not None
+    ctx = client_context(b.tls)
+    socks = []
+    try:
+        for _ in range(6):
+            s = ctx.wrap_socket(
+                socket.create_connection(a.addresses[0]), server_hostname="dfl-node-0"
+            )
+            s.sendall(hello(1, 0))
+            socks.append(s)
+        assert wait_for(lambda: a.gate.stats.authenticated == 6)
+
+        def readers() -> int:
+            return sum(t.name == "dfl-tcp-read-0<-1" for t in threading.enumerate())
+
+        assert wait_for(lambda: readers() == MAX_CONNECTIONS_PER_PEER)
+        for s in socks[:-MAX_CONNECTIONS_PER_PEER]:  # the older ones were closed
+            s.settimeout(5)
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                assert s.recv(1) == b""
+        b.send(0, 0, Kind.WIRE, encode_payload(SPEC, TREE))  # b's own sender still gets in
+        assert a.receive(0, [1], time.monotonic() + 10).missing == []
+        assert readers() == MAX_CONNECTIONS_PER_PEER
+    finally:
+        for s in socks:
+            s.close()
         a.close()
         b.close()
