@@ -15,6 +15,14 @@ from dfl.keys.compact import BINDING_NBYTES, CERT_NBYTES, MAX_JUSTIFICATION_CHAR
 PILOT_KEY = bytes(range(32))
 
 
+def raw(key) -> bytes:
+    """The raw bytes of an Ed25519 public key (of a certificate)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    assert isinstance(key, Ed25519PublicKey), type(key)
+    return key.public_bytes_raw()
+
+
 def test_init_command_writes_a_ca_and_private_bundles(tmp_path):
     out = tmp_path / "keys"
     cmd = [sys.executable, "-m", "dfl.keys", "init", "--nodes", "3", "--out", str(out)]
@@ -110,7 +118,7 @@ def test_the_same_ca_issues_x509_certificates_for_tls():
     Ed25519PublicKey.from_public_bytes(ca.public_key).verify(
         cert.signature, cert.tbs_certificate_bytes
     )
-    assert cert.public_key().public_bytes_raw() == raw_public(ident.key)
+    assert raw(cert.public_key()) == raw_public(ident.key)
 
 
 def test_bundles_carry_tls_certificates_of_the_node_key_from_the_run_ca(tmp_path):
@@ -120,7 +128,7 @@ def test_bundles_carry_tls_certificates_of_the_node_key_from_the_run_ca(tmp_path
 
     ca = init(2, tmp_path, "run-a")
     root = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
-    assert root.subject == root.issuer and root.public_key().public_bytes_raw() == ca.public_key
+    assert root.subject == root.issuer and raw(root.public_key()) == ca.public_key
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     for i in range(2):
         ident = NodeIdentity.load(node_file(tmp_path, i))
@@ -129,5 +137,5 @@ def test_bundles_carry_tls_certificates_of_the_node_key_from_the_run_ca(tmp_path
         cert.verify_directly_issued_by(root)
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert san.get_values_for_type(x509.DNSName) == [f"dfl-node-{i}"]
-        assert cert.public_key().public_bytes_raw() == raw_public(ident.key)
+        assert raw(cert.public_key()) == raw_public(ident.key)
     assert RunCA.load(tmp_path).certificate_pem == (tmp_path / "ca.pem").read_bytes()
