@@ -15,6 +15,7 @@ from dfl.config.choices import ModelInit
 from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
 from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
+from dfl.config.logger_schema import LoggerConfig
 from dfl.config.privacy_schema import PrivacyConfig
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 
@@ -88,6 +89,7 @@ class Config:
       sim: simulation-runner switches.
       node, transport: the deployed node and how nodes exchange messages.
       checkpoint: periodic orbax checkpoints (simulation and nodes).
+      logger: an optional TensorBoard or W&B (offline) mirror of the metrics records.
       resume: a checkpoint directory to continue a run from (``+resume=PATH``).
     """
 
@@ -107,4 +109,5 @@ class Config:
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     resume: str | None = None
