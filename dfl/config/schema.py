@@ -60,6 +60,9 @@ class SimConfig:
       num_processes: the number of processes (default ``$JAX_NUM_PROCESSES``).
       process_id: this process's id, ``0..num_processes-1`` (default
         ``$JAX_PROCESS_ID``).
+      coordinator_bind_address: where process 0's coordinator listens (``host:port``;
+        empty: JAX's default, every interface on the coordinator's port), e.g.
+        ``127.0.0.1:1234`` for processes on one host.
     """
 
     gossip: str = "auto"
@@ -69,6 +72,7 @@ class SimConfig:
     coordinator_address: str = ""
     num_processes: int | None = None
     process_id: int | None = None
+    coordinator_bind_address: str = ""
 
 
 @dataclasses.dataclass
