@@ -6,6 +6,8 @@ JAX's CPU default), the coordinator listening on 127.0.0.1 only
 (``sim.coordinator_bind_address``). Both processes save one orbax checkpoint together
 (``checkpoint.dir`` shared, as on a cluster's shared file system); its parameters, read
 back here as numpy arrays, equal those of the same run in one process on one device.
+The processes run the README's multi-host command (``tests/readme.py``), with this
+test's port and paths and a 4-round run appended.
 """
 
 from __future__ import annotations
@@ -22,15 +24,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from tests.readme import commands
+
 ROOT = Path(__file__).resolve().parents[2]
-RUN = (
-    "+experiment=ring_dsgd_digits",
-    "topology.n=8",
-    "rounds=4",
-    "eval_every=2",
-    "sim.progress=false",
-    "checkpoint.every=4",
-)
+SMALL = ("rounds=4", "eval_every=2", "sim.progress=false", "checkpoint.every=4")
+ONE_PROCESS = ("sim.", "checkpoint.dir=", "hydra.run.dir=")
+"""The README command's arguments the one-process run leaves out."""
 
 
 def free_port() -> int:
@@ -39,17 +38,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: list[str], devices: int, log: Path) -> subprocess.Popen:
-    """``python -m dfl.train ARGS`` on ``devices`` CPU devices, output to ``log``."""
+def start(args: list[str], xla_flags: str, log: Path) -> subprocess.Popen:
+    """``python -m dfl.train ARGS`` with ``XLA_FLAGS=xla_flags``, output to ``log``."""
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "XLA_FLAGS": xla_flags,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "dfl.train", *RUN, *args],
+            [sys.executable, "-m", "dfl.train", *args, *SMALL],
             cwd=log.parent,
             env=env,
             stdout=out,
@@ -86,23 +85,25 @@ def records(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow  # 60 s on 2 loaded cores: three processes compile and run
 def test_two_processes_end_with_the_parameters_of_the_one_process_run(tmp_path):
+    (readme,) = commands("multi-host")
+    assert readme.module == "dfl.train"
     port = free_port()
     address = f"127.0.0.1:{port}"
     shared = tmp_path / "checkpoints"  # both processes write their shards here
-    distributed = [
-        "sim.shard_nodes=true",
-        "sim.distributed=true",
-        f"sim.coordinator_address={address}",
-        f"sim.coordinator_bind_address={address}",
-        "sim.num_processes=2",
-        f"checkpoint.dir={shared}",
-    ]
+
+    def process(i: int) -> list[str]:
+        return [
+            a.replace("127.0.0.1:1234", address)
+            .replace("$PWD/ckpt", str(shared))
+            .replace("outputs/process$i", str(tmp_path / f"p{i}"))
+            .replace("$i", str(i))
+            for a in readme.args
+        ]
+
+    single = [a for a in readme.args if not a.startswith(ONE_PROCESS)]
     logs = [tmp_path / f"process{i}.log" for i in (0, 1)] + [tmp_path / "single.log"]
-    procs = [
-        start([*distributed, f"sim.process_id={i}", f"hydra.run.dir={tmp_path / f'p{i}'}"], 2, log)
-        for i, log in zip((0, 1), logs[:2], strict=True)
-    ]
-    procs.append(start([f"hydra.run.dir={tmp_path / 'single'}"], 1, logs[2]))
+    procs = [start(process(i), readme.env["XLA_FLAGS"], logs[i]) for i in (0, 1)]
+    procs.append(start([*single, f"hydra.run.dir={tmp_path / 'single'}"], "", logs[2]))
     wait(procs, logs)
 
     coordinator = logs[0].read_text()
