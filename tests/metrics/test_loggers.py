@@ -154,3 +154,21 @@ def test_a_deployments_combined_records_reach_the_logger(tmp_path):
                 got.setdefault(key, {})[row["_step"]] = float(value)
     assert_same(got, deployed, float)
     assert not list((tmp_path / "deploy" / "nodes").glob("*/wandb"))  # nodes' own: files only
+
+
+def test_a_resumed_run_is_a_second_offline_wandb_run_of_the_same_id(tmp_path):
+    with MetricsWriter(tmp_path, logger=WANDB) as writer:
+        for record in fake_records((2, 4, 6)):
+            writer.write(record)
+    continue_metrics(tmp_path, 4)
+    with MetricsWriter(tmp_path, append=True, logger=WANDB) as writer:
+        writer.write(fake_records((6,), shift=10.0)[0])
+    runs = sorted(tmp_path.glob("wandb/offline-run-*"))
+    assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1
+    rows, _ = read_wandb(tmp_path)  # W&B has no purge: the first attempt's round 6 stays
+    assert [(r["_step"], r["train_loss"]) for r in rows] == [
+        (2, 0.5),
+        (4, 0.25),
+        (6, 1 / 6),
+        (6, 1 / 6 + 10.0),
+    ]
