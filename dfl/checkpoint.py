@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -48,11 +49,21 @@ def _is_key(x: Any) -> bool:
 
 
 def _to_saveable(tree: Any) -> Any:
-    """A host copy of ``tree``; typed PRNG keys → their raw key data.
+    """A copy of ``tree``; typed PRNG keys → their raw key data.
 
-    The copy lets the caller donate or overwrite its arrays while orbax writes.
+    The copy lets the caller donate or overwrite its arrays while orbax writes: on the
+    host, or, for an array spread over several processes (``sim.distributed``), which
+    no process can fetch whole, on its devices (each process copies its own shards and
+    orbax writes them).
     """
-    return jax.tree.map(lambda x: np.array(jax.random.key_data(x) if _is_key(x) else x), tree)
+
+    def leaf(x: Any) -> Any:
+        x = jax.random.key_data(x) if _is_key(x) else x
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jnp.copy(x)
+        return np.array(x)
+
+    return jax.tree.map(leaf, tree)
 
 
 def _abstract(tree: Any) -> Any:

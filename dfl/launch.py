@@ -379,7 +379,7 @@ def collect_launch(
     program = build_program(exp)
     records = combine_files(exp, workdir, program.params(program.init(0)))
     write_metadata(workdir, exp, program.spec, rid)
-    with MetricsWriter(workdir) as writer:
+    with MetricsWriter(workdir, logger=cfg.logger) as writer:
         for r in records:
             writer.write(r)
     last = {}

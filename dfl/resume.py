@@ -34,7 +34,17 @@ if TYPE_CHECKING:  # dfl.checkpoint imports jax and orbax: not at `--help` time
 
 log = logging.getLogger("dfl.resume")
 
-SAFE_KEYS = ("rounds", "eval_every", "checkpoint", "sim", "node", "transport", "plot", "resume")
+SAFE_KEYS = (
+    "rounds",
+    "eval_every",
+    "checkpoint",
+    "sim",
+    "node",
+    "transport",
+    "plot",
+    "logger",
+    "resume",
+)
 """Top-level keys a resumed run may change (how long, how often, where, how it runs)."""
 
 RESUMES_FILE = "resumes.jsonl"

@@ -15,6 +15,7 @@ from dfl.config.choices import ModelInit
 from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
 from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
+from dfl.config.logger_schema import LoggerConfig
 from dfl.config.privacy_schema import PrivacyConfig
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 
@@ -59,6 +60,9 @@ class SimConfig:
       num_processes: the number of processes (default ``$JAX_NUM_PROCESSES``).
       process_id: this process's id, ``0..num_processes-1`` (default
         ``$JAX_PROCESS_ID``).
+      coordinator_bind_address: where process 0's coordinator listens (``host:port``;
+        empty: JAX's default, every interface on the coordinator's port), e.g.
+        ``127.0.0.1:1234`` for processes on one host.
     """
 
     gossip: str = "auto"
@@ -68,6 +72,7 @@ class SimConfig:
     coordinator_address: str = ""
     num_processes: int | None = None
     process_id: int | None = None
+    coordinator_bind_address: str = ""
 
 
 @dataclasses.dataclass
@@ -88,6 +93,7 @@ class Config:
       sim: simulation-runner switches.
       node, transport: the deployed node and how nodes exchange messages.
       checkpoint: periodic orbax checkpoints (simulation and nodes).
+      logger: an optional TensorBoard or W&B (offline) mirror of the metrics records.
       resume: a checkpoint directory to continue a run from (``+resume=PATH``).
     """
 
@@ -107,4 +113,5 @@ class Config:
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     resume: str | None = None

@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from dfl.config.logger_schema import LoggerConfig
+from dfl.metrics.loggers import open_logger, scalars
+
 REQUIRED_KEYS = (
     "round",
     "wall_time",
@@ -42,13 +45,20 @@ class MetricsWriter:
 
     The CSV's columns are the first record's keys; list values (per-node
     metrics) are written as JSON strings in their cell. Both files are flushed
-    after every record, so a killed run keeps what it measured.
+    after every record, so a killed run keeps what it measured. With ``logger``
+    (the run's ``logger`` config) each record's scalars also go to TensorBoard or
+    W&B (:mod:`dfl.metrics.loggers`); appending, that logger hides what it logged
+    after the last record kept in ``metrics.jsonl``.
     """
 
-    def __init__(self, workdir: str | Path, *, append: bool = False):
+    def __init__(
+        self, workdir: str | Path, *, append: bool = False, logger: LoggerConfig | None = None
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         mode = "a" if append else "w"
+        resume_step = last_round(self.workdir / "metrics.jsonl") + 1 if append else None
+        self._logger = open_logger(logger, self.workdir, resume_step=resume_step)
         self._jsonl = open(self.workdir / "metrics.jsonl", mode)  # noqa: SIM115
         csv_path = self.workdir / "metrics.csv"
         self._columns: list[str] | None = None
@@ -69,11 +79,16 @@ class MetricsWriter:
         row = [record.get(k, "") for k in self._columns]
         self._csv_writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
         self._csv.flush()
+        if self._logger is not None:
+            self._logger.log(int(record["round"]), scalars(record))
 
     def close(self) -> None:
-        """Closes both files."""
+        """Closes both files (and the logger)."""
         self._jsonl.close()
         self._csv.close()
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
 
     def __enter__(self) -> MetricsWriter:
         return self
@@ -86,6 +101,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Reads a ``metrics.jsonl`` file back as a list of records."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def last_round(path: str | Path) -> int:
+    """The round of the last record in a ``metrics.jsonl`` (0 if it has none)."""
+    path = Path(path)
+    records = read_jsonl(path) if path.exists() else []
+    return int(records[-1]["round"]) if records else 0
 
 
 def continue_metrics(workdir: str | Path, rounds_done: int) -> None:

@@ -248,7 +248,7 @@ def run_in_process(
 
 def write_outputs(workdir: Path, result: DeployResult, spec: Any, rid: str) -> None:
     """Writes a finished deployment's combined records, ``deployment.json`` and metadata."""
-    with MetricsWriter(workdir) as writer:
+    with MetricsWriter(workdir, logger=result.experiment.config.logger) as writer:
         for r in result.records:
             writer.write(r)
     write_summary(workdir, summary(result))

@@ -37,6 +37,7 @@ def initialize_args(sim: SimConfig, environ: Mapping[str, str] | None = None) ->
 
     Config values win over the environment. With none of the three set, the
     result is ``{}`` (JAX detects a cluster manager by itself).
+    ``sim.coordinator_bind_address`` (no environment variable) is passed when set.
 
     Raises:
       ValueError: a non-integer count or id, an id outside ``0..num_processes-1``,
@@ -66,7 +67,12 @@ def initialize_args(sim: SimConfig, environ: Mapping[str, str] | None = None) ->
             + " and ".join(missing)
             + f" (or ${NUM_PROCESSES_ENV} / ${PROCESS_ID_ENV}) on every host"
         )
-    args = {"coordinator_address": address, "num_processes": num, "process_id": pid}
+    args = {
+        "coordinator_address": address,
+        "num_processes": num,
+        "process_id": pid,
+        "coordinator_bind_address": sim.coordinator_bind_address or None,
+    }
     return {k: v for k, v in args.items() if v is not None}
 
 

@@ -276,7 +276,7 @@ def simulate(
         first = sim.batches(0)
         nbytes = message_bytes(exp, state, first[0])
         if workdir is not None:
-            writer = MetricsWriter(workdir, append=at.round > 0)
+            writer = MetricsWriter(workdir, append=at.round > 0, logger=cfg.logger)
             write_metadata(workdir, exp, nbytes)
         show = cfg.sim.progress if progress is None else progress
         return run_rounds(sim, state, at, first, nbytes, writer=writer, saver=saver, show=show)

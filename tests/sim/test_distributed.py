@@ -67,3 +67,9 @@ def test_initialize_passes_them_to_jax(monkeypatch):
         monkeypatch.setenv(k, v)
     distributed.initialize(SIM)
     assert seen == {"coordinator_address": "10.0.0.1:1234", "num_processes": 2, "process_id": 1}
+
+
+def test_the_bind_address_is_passed_only_when_set():
+    local = dataclasses.replace(SIM, coordinator_bind_address="127.0.0.1:1234")
+    assert initialize_args(local, README_ENV)["coordinator_bind_address"] == "127.0.0.1:1234"
+    assert "coordinator_bind_address" not in initialize_args(SIM, README_ENV)
