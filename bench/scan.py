@@ -90,7 +90,7 @@ def bare_seconds(compiled, state, sim: Simulation, rounds: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=16)
@@ -116,12 +116,14 @@ def main() -> None:
             times["scan"].append(runner_seconds(sim, state, eval_every, scan=True))
             times["each"].append(runner_seconds(sim, state, eval_every, scan=False))
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"nodes": args.nodes, "eval_every": eval_every, **{f"{k}_s": v for k, v in med.items()}})
-    print(f"{'eval_every':>10} {'bare ms':>8} {'scan ms':>8} {'each ms':>8} {'scan/bare':>10} {'each/bare':>10}")
+        rows.append({"nodes": args.nodes, "eval_every": eval_every})
+        rows[-1].update({f"{k}_s": v for k, v in med.items()})
+    header = ("eval_every", "bare ms", "scan ms", "each ms", "scan/bare", "each/bare")
+    print(" ".join(f"{h:>10}" for h in header))
     for r in rows:
         print(
-            f"{r['eval_every']:>10} {1e3 * r['bare_s']:>8.3f} {1e3 * r['scan_s']:>8.3f} "
-            f"{1e3 * r['each_s']:>8.3f} {r['scan_s'] / r['bare_s']:>10.2f} "
+            f"{r['eval_every']:>10} {1e3 * r['bare_s']:>10.3f} {1e3 * r['scan_s']:>10.3f} "
+            f"{1e3 * r['each_s']:>10.3f} {r['scan_s'] / r['bare_s']:>10.2f} "
             f"{r['each_s'] / r['bare_s']:>10.2f}"
         )
     for r in rows:

@@ -1,6 +1,6 @@
 """The simulation's compiled loop: the rounds between host-side events in one dispatch.
 
-The per-round path (``sim.scan=false``, :func:`dfl.sim.runner.run_rounds`) pays on
+The per-round path (``sim.scan=false``, :func:`dfl.sim.runner.run_each`) pays on
 every round, at N = 16 on digits (``+experiment=ring_dsgd_digits``; profile with
 cProfile and timed components, 2-core CPU): two eager key derivations
 (``Experiment.stream``: ``key`` + two ``fold_in`` each, ~0.15 ms each), the
@@ -20,8 +20,10 @@ round's mixing data comes from a table of one period (``t mod period``; random
 schedules get the chunk's rounds stacked on the host), evaluation runs under a
 ``lax.cond`` on the evaluated rounds, and each round's record fields land in
 fixed-size device buffers (:data:`CHUNK_ROUNDS` rows, so no chunk length ever
-recompiles) that are copied to the host once per chunk. Records are the
-per-round path's, value for value (``tests/sim/test_loop.py``), except
+recompiles) that are copied to the host once per chunk (replicated first where
+the node axis is sharded, so every host holds them). Records are the per-round
+path's, value for value (``tests/sim/test_loop.py``; ``train_loss`` is a
+:func:`node_mean`, summed in the same order in every program), except
 ``wall_time``: a chunk's rounds share its measured time evenly, and
 ``compile_time`` times the chunk's compilation.
 
@@ -40,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.typing import ArrayLike
+
 from dfl.experiment import ALGORITHM_STREAM, BATCH_STREAM
 from dfl.metrics import is_eval_round
 
@@ -54,39 +57,37 @@ CHUNK_ROUNDS = 1024
 CHUNK_SECONDS = 0.5
 """About how long a chunk runs before the host writes records and moves the progress bar."""
 
-BUFFER_BYTES = 1 << 24
-"""The most bytes of per-node losses a chunk buffers (N = 16,384 nodes: 256 rounds)."""
-
 FIRST_CHUNK = 8
 """The first chunk's length, before the time per round is known."""
 
 
 def record_fields(info: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """What a record takes from one round's ``info`` (jittable): the per-node ``loss``
-    and every scalar entry.
+    """What a record takes from one round's ``info`` (jittable): ``train_loss`` and
+    every scalar entry.
 
-    A 0-d entry is a round-level quantity (such as one a network model computes) and
-    becomes a record field of its own; other per-node entries (shape ``[N]``, e.g.
-    ``residual``) are left out. ``loss`` becomes ``train_loss`` (:func:`train_loss`).
+    ``train_loss`` is :func:`node_mean` of ``info["loss"]``. A 0-d entry is a
+    round-level quantity (such as one a network model computes) and becomes a record
+    field of its own; per-node entries (shape ``[N]``, e.g. ``residual``) are left out.
     """
-    fields = {"loss": info["loss"]}
+    fields = {"train_loss": node_mean(info["loss"])}
     fields.update({k: v for k, v in info.items() if k != "loss" and jnp.ndim(v) == 0})
     return fields
 
 
-def train_loss(loss: Any) -> float:
-    """A record's ``train_loss``: the mean over nodes of the round's per-node ``loss``.
+def node_mean(x: ArrayLike) -> jax.Array:
+    """The mean of ``x``'s entries, summed pairwise by elementwise adds.
 
-    Averaged in float64 on the host, so that both paths agree bit for bit (a mean
-    compiled into the loop and one dispatched on its own may sum in another order).
+    A reduction may sum in another order in each program XLA compiles it into (a
+    mean fused into the loop, and one dispatched on its own, differed in the last
+    bit); elementwise adds of fixed pairs give every program the same sum.
     """
-    return float(np.mean(np.asarray(loss, dtype=np.float64)))
-
-
-def buffer_rounds(n: int) -> int:
-    """The rows of a chunk's buffers: :data:`CHUNK_ROUNDS`, fewer where one round's
-    per-node losses times the rows would pass :data:`BUFFER_BYTES`."""
-    return max(1, min(CHUNK_ROUNDS, BUFFER_BYTES // (4 * n)))
+    x = jnp.ravel(jnp.asarray(x))
+    n = x.shape[0]
+    while x.shape[0] > 1:
+        if x.shape[0] % 2:
+            x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+        x = x[0::2] + x[1::2]
+    return x[0] / n
 
 
 def is_eval_round_traced(t: jax.Array, rounds: jax.Array, eval_every: jax.Array) -> jax.Array:
@@ -144,7 +145,10 @@ class ChunkGossip:
 
 
 def make_chunk(
-    sim: Simulation, gossip: ChunkGossip, evaluation_zeros: dict[str, Any]
+    sim: Simulation,
+    gossip: ChunkGossip,
+    evaluation_zeros: dict[str, Any],
+    replicated: jax.sharding.Sharding | None = None,
 ) -> Callable[..., Any]:
     """``chunk(state, dropped, start, count, rounds, eval_every, table, data)``, jitted.
 
@@ -155,6 +159,8 @@ def make_chunk(
     (zeros on rounds not evaluated) and the cumulative ``dp_dropped_examples``.
     ``table`` is :meth:`ChunkGossip.table`'s; ``data`` is ``(train, test,
     local_test)``, passed in so that no data set becomes a compile-time constant.
+    ``replicated``: the layout ``dropped`` and ``rows`` are returned in (with a node
+    axis sharded over hosts, every process must hold them whole).
     """
     exp = sim.exp
     base_batch, base_algorithm = exp.stream(BATCH_STREAM), exp.stream(ALGORITHM_STREAM)
@@ -187,9 +193,20 @@ def make_chunk(
         shapes = jax.eval_shape(lambda s: one_round(start, 0, s)[1], state)
         shapes.update(evaluation_zeros, dp_dropped_examples=dropped)
         rows = {k: jnp.zeros((gossip.length, *v.shape), v.dtype) for k, v in shapes.items()}
-        return jax.lax.fori_loop(0, count, body, (state, dropped, rows))
+        state, dropped, rows = jax.lax.fori_loop(0, count, body, (state, dropped, rows))
+        if replicated is not None:
+            dropped, rows = jax.lax.with_sharding_constraint((dropped, rows), replicated)
+        return state, dropped, rows
 
     return jax.jit(chunk, donate_argnums=(0,))
+
+
+def replicated_like(state: Any) -> jax.sharding.Sharding | None:
+    """A replicated layout on the mesh ``state`` is sharded over (``None``: no mesh)."""
+    sharding = getattr(jax.tree.leaves(state)[0], "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return None
 
 
 def chunk_end(round_: int, rounds: int, budget: int, saver: Checkpointer | None) -> int:
@@ -233,8 +250,8 @@ def run_scanned(
     start_time = time.perf_counter()
     shapes = jax.eval_shape(sim.evaluation, state)
     zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-    gossip = ChunkGossip(sim, buffer_rounds(sim.exp.n))
-    chunk = make_chunk(sim, gossip, zeros)
+    gossip = ChunkGossip(sim, CHUNK_ROUNDS)
+    chunk = make_chunk(sim, gossip, zeros, replicated_like(state))
     dropped = jnp.asarray(at.dropped, jnp.int32)
     limits = (jnp.int32(cfg.rounds), jnp.int32(cfg.eval_every))
     table = gossip.table(at.round, 1)

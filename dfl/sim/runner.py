@@ -1,4 +1,8 @@
-"""The simulation runner: all nodes in one process, one ``jax.jit`` per round."""
+"""The simulation runner: all nodes in one process, one ``jax.jit`` per round.
+
+With ``sim.scan`` (the default) the rounds between host-side events run as one
+compiled loop (:mod:`dfl.sim.loop`); ``sim.scan=false`` dispatches them one by one.
+"""
 
 from __future__ import annotations
 
@@ -34,13 +38,16 @@ from dfl.metrics import (
     privacy_record,
     run_metadata,
 )
-from dfl.metrics.writer import to_builtin
 from dfl.metrics.display import print_table, round_progress, summary_table
+from dfl.metrics.writer import to_builtin
 from dfl.resume import restore_run
-from dfl.sim.loop import record_fields, run_scanned, train_loss
+from dfl.sim.loop import record_fields, run_scanned
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import framed_nbytes
+
+FIELDS = jax.jit(record_fields)
+"""A round's record fields (:func:`dfl.sim.loop.record_fields`) in one dispatch."""
 
 
 @dataclasses.dataclass
@@ -327,7 +334,7 @@ def run_rounds(
             round_,
             wall_time=wall_time,
             compile_time=compile_time,
-            train_loss=train_loss(fields.pop("loss")),
+            train_loss=fields.pop("train_loss"),
             evaluation=evaluation,
             bytes_sent_per_node=at.bytes_sent,
             **privacy_metrics(exp, round_, at.dropped),
@@ -389,7 +396,7 @@ def run_each(
                 at.round,
                 wall_time=time.perf_counter() - start,
                 compile_time=compile_time,
-                fields=record_fields(info),
+                fields=FIELDS(info),
                 evaluation=sim.evaluation(state),
             )
             emit(record)
