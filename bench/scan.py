@@ -5,8 +5,8 @@ The default preset (``+experiment=ring_dsgd_digits``: 16 nodes on a ring, MLP
 ``eval_every`` 1 and 10, in one process, repetitions interleaved, medians:
 
 * ``scan``  — dfl's runner, ``sim.scan=true`` (the rounds between host-side events as
-  one compiled loop, :mod:`dfl.sim.loop`): records, counters, privacy accounting and
-  the progress bookkeeping included, no files written;
+  one compiled loop, :mod:`dfl.sim.loop`): records (written to ``metrics.jsonl`` and
+  ``.csv`` in a temporary directory), counters and progress bookkeeping included;
 * ``each``  — the same runner with ``sim.scan=false`` (one dispatch per round);
 * ``bare``  — one ``jax.jit`` of a ``lax.scan`` over the same rounds: the same batch
   sampler, the same jitted round (step → gossip → combine) and the same evaluation
@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import tempfile
 import time
 
 import jax
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 from dfl.cli import instantiate_optimizer, to_config
 from dfl.config.store import conf_dir, register
 from dfl.experiment import ALGORITHM_STREAM, BATCH_STREAM
+from dfl.metrics import MetricsWriter
 from dfl.sim.runner import Counters, Simulation, build_experiment, build_simulation, run_rounds
 
 
@@ -55,7 +57,8 @@ def runner_seconds(sim: Simulation, state, eval_every: int, scan: bool) -> float
     sim = dataclasses.replace(sim, exp=dataclasses.replace(sim.exp, config=cfg))
     state = jax.tree.map(jnp.copy, state)  # the runner donates it
     first = sim.batches(0)
-    result = run_rounds(sim, state, Counters(), first, 0, writer=None, saver=None, show=False)
+    with tempfile.TemporaryDirectory() as workdir, MetricsWriter(workdir) as writer:
+        result = run_rounds(sim, state, Counters(), first, 0, writer=writer, saver=None, show=False)
     last = result.records[-1]
     return (last["wall_time"] - result.compile_time) / cfg.rounds
 

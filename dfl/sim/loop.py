@@ -138,10 +138,12 @@ class ChunkGossip:
 
     def degree(self, t: int) -> float:
         """The mean out-degree of round ``t`` (the per-round path's ``sim.gossip(t)[1]``)."""
-        key = t if self.period is None else t % self.period
-        if key not in self.degrees:
-            self.degrees[key] = self.sim.gossip(key)[1]
-        return self.degrees[key]
+        if self.period is None:  # stacked with the chunk's table; used once
+            return self.degrees.pop(t) if t in self.degrees else self.sim.gossip(t)[1]
+        slot = t % self.period
+        if slot not in self.degrees:
+            self.degrees[slot] = self.sim.gossip(slot)[1]
+        return self.degrees[slot]
 
 
 def make_chunk(
