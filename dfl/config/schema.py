@@ -49,6 +49,10 @@ class SimConfig:
         are summed); ``identity`` skips the exchange (W = I: the floor that
         benchmarks compare against; not a decentralized run).
       progress: show a progress bar.
+      scan: run the rounds between host-side events (checkpoints, the end, a
+        progress update about twice a second) as one compiled loop, batches
+        sampled and evaluation done on device (:mod:`dfl.sim.loop`); ``false``
+        dispatches one round at a time (the same records, slower at small N).
       shard_nodes: split the node axis over all JAX devices (several GPUs, or
         several hosts with ``distributed``); ``topology.n`` must be divisible
         by the number of devices.
@@ -67,6 +71,7 @@ class SimConfig:
 
     gossip: str = "auto"
     progress: bool = True
+    scan: bool = True
     shard_nodes: bool = False
     distributed: bool = False
     coordinator_address: str = ""

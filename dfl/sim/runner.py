@@ -1,4 +1,8 @@
-"""The simulation runner: all nodes in one process, one ``jax.jit`` per round."""
+"""The simulation runner: all nodes in one process, one ``jax.jit`` per round.
+
+With ``sim.scan`` (the default) the rounds between host-side events run as one
+compiled loop (:mod:`dfl.sim.loop`); ``sim.scan=false`` dispatches them one by one.
+"""
 
 from __future__ import annotations
 
@@ -35,10 +39,15 @@ from dfl.metrics import (
     run_metadata,
 )
 from dfl.metrics.display import print_table, round_progress, summary_table
+from dfl.metrics.writer import to_builtin
 from dfl.resume import restore_run
+from dfl.sim.loop import record_fields, run_scanned
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import framed_nbytes
+
+FIELDS = jax.jit(record_fields)
+"""A round's record fields (:func:`dfl.sim.loop.record_fields`) in one dispatch."""
 
 
 @dataclasses.dataclass
@@ -141,6 +150,7 @@ class Simulation:
       test: the global test set ``(x, y)``.
       local_test: the nodes' local test splits (``None``: none).
       gossip: ``gossip(round) -> (mixer data, mean out-degree)`` of that round.
+      mixer: the gossip operator (``None``: ``sim.gossip=identity``).
     """
 
     exp: Experiment
@@ -152,6 +162,7 @@ class Simulation:
     test: tuple[Any, Any]
     local_test: Any
     gossip: Callable[[int], tuple[Any, float]]
+    mixer: Any = None
 
     def batches(self, t: int) -> tuple[Any, jax.Array]:
         """Round ``t``'s batches of every node and the examples the DP batch cap cut."""
@@ -202,6 +213,7 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
         test=test,
         local_test=local_test,
         gossip=gossip,
+        mixer=mixer,
     )
     return sim, state
 
@@ -297,7 +309,11 @@ def run_rounds(
     saver: Checkpointer | None,
     show: bool,
 ) -> Result:
-    """Compiles the round and runs it from ``at.round`` to ``cfg.rounds``.
+    """Compiles the rounds and runs them from ``at.round`` to ``cfg.rounds``.
+
+    ``sim.scan`` (the default) runs the rounds between host-side events as one
+    compiled loop (:func:`dfl.sim.loop.run_scanned`); ``sim.scan=false`` dispatches
+    one round at a time (:func:`run_each`). Both write the same records.
 
     Args:
       sim: the simulation.
@@ -310,40 +326,84 @@ def run_rounds(
       show: show a progress bar.
     """
     exp, cfg = sim.exp, sim.exp.config
+    records: list[dict[str, Any]] = []
+
+    def record_of(round_: int, *, wall_time, compile_time, fields, evaluation) -> dict[str, Any]:
+        fields = dict(fields)  # dfl.sim.loop.record_fields of the round's info
+        return metrics_record(
+            round_,
+            wall_time=wall_time,
+            compile_time=compile_time,
+            train_loss=fields.pop("train_loss"),
+            evaluation=evaluation,
+            bytes_sent_per_node=at.bytes_sent,
+            **privacy_metrics(exp, round_, at.dropped),
+            **{k: to_builtin(v) for k, v in fields.items()},
+        )
+
+    with round_progress(enabled=show) as bar:
+        task = bar.add_task("train", total=cfg.rounds, loss="-", acc="-")
+        bar.update(task, completed=at.round)
+
+        def emit(record: dict[str, Any]) -> None:
+            records.append(record)
+            if writer is not None:
+                writer.write(record)
+            loss, acc = record["train_loss"], record["test_accuracy_mean"]
+            bar.update(task, loss=f"{loss:.4f}", acc=f"{acc:.4f}")
+
+        def advance(rounds: int) -> None:
+            bar.advance(task, rounds)
+
+        run = run_scanned if cfg.sim.scan else functools.partial(run_each, first=first)
+        state, compile_time = run(
+            sim, state, at, nbytes, record_of=record_of, emit=emit, advance=advance, saver=saver
+        )
+    return Result(records, state, exp, compile_time)
+
+
+def run_each(
+    sim: Simulation,
+    state: Any,
+    at: Counters,
+    nbytes: int,
+    *,
+    first: tuple[Any, jax.Array],
+    record_of: Callable[..., dict[str, Any]],
+    emit: Callable[[dict[str, Any]], None],
+    advance: Callable[[int], None],
+    saver: Checkpointer | None,
+) -> tuple[Any, float]:
+    """The per-round path (``sim.scan=false``): one jitted round per dispatch.
+
+    Same arguments and result as :func:`dfl.sim.loop.run_scanned`, plus ``first``
+    (round 0's batches and dropped counts, also the compile example).
+    """
+    exp, cfg = sim.exp, sim.exp.config
     at.dropped = jnp.asarray(at.dropped, jnp.int32)  # stays on device between evals
     start = time.perf_counter()
     lowered = sim.round_fn.lower(state, first[0], sim.gossip(0)[0], exp.stream(ALGORITHM_STREAM, 0))
     compiled = lowered.compile()
     compile_time = time.perf_counter() - start
-    records: list[dict[str, Any]] = []
-    with round_progress(enabled=show) as bar:
-        task = bar.add_task("train", total=cfg.rounds, loss="-", acc="-")
-        bar.update(task, completed=at.round)
-        for t in range(at.round, cfg.rounds):
-            batches, dropped = first if t == 0 else sim.batches(t)
-            at.dropped += dropped.sum()
-            w, out_degree = sim.gossip(t)
-            state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
-            at.round, at.bytes_sent = t + 1, at.bytes_sent + nbytes * out_degree
-            if is_eval_round(at.round, cfg.rounds, cfg.eval_every):
-                record = metrics_record(
-                    at.round,
-                    wall_time=time.perf_counter() - start,
-                    compile_time=compile_time,
-                    train_loss=info["loss"].mean(),
-                    evaluation=sim.evaluation(state),
-                    bytes_sent_per_node=at.bytes_sent,
-                    **privacy_metrics(exp, at.round, at.dropped),
-                )
-                records.append(record)
-                if writer is not None:
-                    writer.write(record)
-                loss, acc = record["train_loss"], record["test_accuracy_mean"]
-                bar.update(task, loss=f"{loss:.4f}", acc=f"{acc:.4f}")
-            bar.advance(task)
-            if saver is not None and saver.due(at.round, cfg.rounds):
-                saver.save(at.round, state, meta=at.meta())
-    return Result(records, state, exp, compile_time)
+    for t in range(at.round, cfg.rounds):
+        batches, dropped = first if t == 0 else sim.batches(t)
+        at.dropped += dropped.sum()
+        w, out_degree = sim.gossip(t)
+        state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
+        at.round, at.bytes_sent = t + 1, at.bytes_sent + nbytes * out_degree
+        if is_eval_round(at.round, cfg.rounds, cfg.eval_every):
+            record = record_of(
+                at.round,
+                wall_time=time.perf_counter() - start,
+                compile_time=compile_time,
+                fields=FIELDS(info),
+                evaluation=sim.evaluation(state),
+            )
+            emit(record)
+        advance(1)
+        if saver is not None and saver.due(at.round, cfg.rounds):
+            saver.save(at.round, state, meta=at.meta())
+    return state, compile_time
 
 
 def print_summary(result: Result) -> None:
