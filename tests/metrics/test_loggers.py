@@ -164,7 +164,8 @@ def test_a_resumed_run_is_a_second_offline_wandb_run_of_the_same_id(tmp_path):
     with MetricsWriter(tmp_path, append=True, logger=WANDB) as writer:
         writer.write(fake_records((6,), shift=10.0)[0])
     runs = sorted(tmp_path.glob("wandb/offline-run-*"))
-    assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1
+    ids = {f.name for r in runs for f in r.glob("run-*.wandb")}  # run-ID.wandb
+    assert len(runs) == 2 and len(ids) == 1, (runs, ids)
     rows, _ = read_wandb(tmp_path)  # W&B has no purge: the first attempt's round 6 stays
     assert [(r["_step"], r["train_loss"]) for r in rows] == [
         (2, 0.5),

@@ -95,8 +95,8 @@ def test_two_processes_end_with_the_parameters_of_the_one_process_run(tmp_path):
         return [
             a.replace("127.0.0.1:1234", address)
             .replace("$PWD/ckpt", str(shared))
-            .replace("outputs/process$i", str(tmp_path / f"p{i}"))
-            .replace("$i", str(i))
+            .replace("outputs/process$I", str(tmp_path / f"p{i}"))
+            .replace("$I", str(i))
             for a in readme.args
         ]
 
