@@ -11,6 +11,9 @@ import optax.tree_utils as otu
 from dfl.algorithms.base import Algorithm
 from dfl.models import FunctionalModel
 
+NODE_CHUNK = 256
+"""Nodes :func:`make_evaluate` scores at once (the rest in sequence, see there)."""
+
 
 def consensus_distance(params: Any) -> jax.Array:
     """Mean over nodes of ``||x_i − x̄||²`` over all leaves (leading node axis)."""
@@ -23,17 +26,38 @@ def consensus_distance(params: Any) -> jax.Array:
     return otu.tree_sum(jax.tree.map(per_leaf, params)) / n
 
 
-def make_evaluate(algorithm: Algorithm, model: FunctionalModel, *, chunk: int = 2048):
+def make_evaluate(
+    algorithm: Algorithm,
+    model: FunctionalModel,
+    *,
+    chunk: int = 2048,
+    node_chunk: int = NODE_CHUNK,
+):
     """Builds ``evaluate(state, x, y) -> dict`` of scalar metrics.
 
     Every node's evaluated parameters (``algorithm.params``, e.g. push-sum's
     de-biased ones) are scored on the same held-out set ``(x, y)``, and so is
     their average over nodes.
 
+    The test set is scored ``chunk`` examples at a time and the nodes
+    ``node_chunk`` at a time (:func:`jax.lax.map` over node batches beyond that),
+    so the activations held at once are ``node_chunk × chunk × width``, not
+    ``N × chunk × width``: memory stays linear in ``N``. Both change no number
+    (every node's count of correct predictions is computed alone).
+
+    Args:
+      algorithm: gives each node's evaluated parameters (``algorithm.params``).
+      model: the model (``model.apply(params, x) -> logits``).
+      chunk: test examples per forward pass.
+      node_chunk: nodes per forward pass, ``>= 1``.
+
     Returns keys ``accuracy`` (per node, ``[N]``), ``test_accuracy_mean``,
     ``test_accuracy_min``, ``test_accuracy_max``, ``test_accuracy_avg_model``,
     ``consensus_distance``.
     """
+
+    if chunk < 1 or node_chunk < 1:
+        raise ValueError(f"chunk={chunk}, node_chunk={node_chunk}: expected both >= 1")
 
     def correct(params, x, y):
         total = jnp.zeros((), jnp.int32)
@@ -44,7 +68,12 @@ def make_evaluate(algorithm: Algorithm, model: FunctionalModel, *, chunk: int = 
 
     def evaluate(state, x, y):
         params = jax.vmap(algorithm.params)(state)
-        acc = jax.vmap(correct, in_axes=(0, None, None))(params, x, y)
+        per_node = jax.vmap(correct, in_axes=(0, None, None))
+        n = jax.tree.leaves(params)[0].shape[0]
+        if n <= node_chunk:
+            acc = per_node(params, x, y)
+        else:
+            acc = jax.lax.map(lambda p: correct(p, x, y), params, batch_size=node_chunk)
         avg = jax.tree.map(lambda p: p.mean(axis=0), params)
         return {
             "accuracy": acc,

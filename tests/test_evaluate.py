@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from dfl.algorithms import dsgd, local_update, value_and_grad
 from dfl.data import NodeData
@@ -56,3 +57,34 @@ def test_local_accuracy_ignores_padding_and_empty_nodes():
     assert float(m["local_test_accuracy_mean"]) == 0.75
     assert float(m["local_test_accuracy_min"]) == 0.5
     assert float(m["local_test_accuracy_max"]) == 1.0
+
+
+def test_node_chunks_change_no_number():
+    """Scoring nodes a few at a time (lax.map, with a remainder) gives the all-at-once numbers."""
+    model = build_model("mlp", input_shape=(4,), num_classes=3, hidden=(5,))
+    algorithm = dsgd(local_update(optax.sgd(0.1), value_and_grad(model.loss)))
+    keys = jax.random.split(jax.random.key(0), 7)
+    params = jax.vmap(model.init)(keys)
+    state = jax.vmap(algorithm.init, in_axes=(0, None))(params, jax.random.key(1))
+    x = jax.random.normal(jax.random.key(2), (11, 4))
+    y = jax.random.randint(jax.random.key(3), (11,), 0, 3)
+    whole = jax.jit(make_evaluate(algorithm, model, chunk=4, node_chunk=7))(state, x, y)
+    for node_chunk in (1, 3):
+        parts = jax.jit(make_evaluate(algorithm, model, chunk=4, node_chunk=node_chunk))(
+            state, x, y
+        )
+        for key, value in whole.items():
+            np.testing.assert_array_equal(np.asarray(parts[key]), np.asarray(value), key)
+    # Per-node accuracies against a direct computation, one node at a time.
+    direct = [
+        np.mean(np.argmax(model.apply(jax.tree.map(lambda p, i=i: p[i], params), x), -1) == y)
+        for i in range(7)
+    ]
+    np.testing.assert_allclose(whole["accuracy"], direct, rtol=1e-6)
+    assert len(set(np.round(direct, 6))) > 1  # the nodes differ, so a mix-up would show
+
+
+def test_evaluate_refuses_empty_chunks():
+    model, algorithm, _ = setup()
+    with pytest.raises(ValueError, match=r"node_chunk=0: expected both >= 1"):
+        make_evaluate(algorithm, model, node_chunk=0)

@@ -77,6 +77,8 @@ def test_every_sweep_combination_composes_and_builds(experiment, combination):
     for override in combination:
         key, value = override.split("=")
         if key in ("algorithm", "compression", "topology"):
-            assert getattr(config, key).name == value
+            # The option's own name (topology=exponential_directed is an ``exponential``).
+            option = yaml.safe_load((conf_dir() / key / f"{value}.yaml").read_text())
+            assert getattr(config, key).name == option["name"]
         else:
             assert str(OmegaConf.select(cfg, key)) == value
