@@ -39,11 +39,17 @@ def test_preset_runs_two_rounds(experiment, tmp_path):
 
 
 def sweep_combinations(experiment: str) -> list[list[str]]:
-    """Every override list the preset's ``hydra.sweeper.params`` expands to (one if none)."""
+    """Every override list the preset's ``hydra.sweeper.params`` expands to (one if none).
+
+    The ``seed`` axis is left out: a seed changes no choice that composes or builds, and
+    every study sweeps three, which would triple the cases.
+    """
     preset = yaml.safe_load((conf_dir() / "experiment" / f"{experiment}.yaml").read_text())
     params = ((preset.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     axes = [
-        [f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()
+        [f"{key}={value}" for value in str(values).split(",")]
+        for key, values in params.items()
+        if key != "seed"
     ]
     return [list(c) for c in itertools.product(*axes)]
 
