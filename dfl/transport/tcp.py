@@ -199,6 +199,7 @@ class _Peer:
                         address,
                         e,
                     )
+                    self.t.inbox.peer_lost(self.peer, f"refused ({e})")
                     return None
                 time.sleep(0.05)
                 continue
@@ -455,6 +456,8 @@ class TcpTransport(FramedTransport):
         except (ConnectionError, OSError) as e:
             if not self.closing.is_set():
                 log.debug("node %d: connection from node %s ended: %s", self.node_id, sender, e)
+                if sender is not None:
+                    self.inbox.peer_lost(sender, f"closed ({e})")
         finally:
             conn.close()
 
