@@ -179,8 +179,9 @@ class NodeExchange:
       chunk_bytes: ``transport.chunk_bytes``.
       counts: the counters to add to (the node's, restored from a checkpoint).
       down_after_missed: ``transport.down_after_missed``: under ``RENORMALIZE``, a
-        peer held for down (:mod:`dfl.transport.liveness`) is not awaited; ``WAIT``
-        algorithms always wait.
+        peer held for down (:mod:`dfl.transport.liveness`) is not awaited, except
+        in the first round after a (re)start (``first_deadline_s`` is for peers
+        slow to start); ``WAIT`` algorithms always wait.
     """
 
     def __init__(
@@ -326,7 +327,8 @@ class NodeExchange:
                 extend=wait,
                 dependents=dependents,
                 members=members,
-                down_after_missed=self.down_after_missed,
+                # The first round after a (re)start awaits slow starters regardless.
+                down_after_missed=0 if self.first else self.down_after_missed,
             )
             rejections += got.rejections[: max(0, KEEP_RECENT - len(rejections))]
             rejected, late = rejected + got.rejected_count, late + got.late_count

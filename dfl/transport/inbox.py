@@ -191,6 +191,7 @@ class Inbox:
         self._rejections = Rejections()
         self._log = RejectionLog(node_id)
         self.health = PeerHealth(node_id)
+        self._channels: dict[int, int] = {}  # peer → its open bound connections (tcp)
         self._largest = 0  # the largest payload expected of any kind
         self._wait: _Wait | None = None
         self._closed = False
@@ -275,13 +276,26 @@ class Inbox:
         with self._cond:
             self._reject(reason)
 
-    def peer_lost(self, peer: int, why: str = "closed") -> None:
-        """A transport saw ``peer``'s connection refused or closed: it is down
+    def peer_lost(self, peer: int, why: str = "refused") -> None:
+        """A transport saw ``peer``'s connection refused or lost: it is down
         (see :mod:`dfl.transport.liveness`) until its next valid frame."""
         with self._cond:
             if not self._closed and 0 <= peer < self.num_nodes:
                 self.health.lost(peer, why)
                 self._cond.notify_all()
+
+    def channel_opened(self, peer: int) -> None:
+        """A connection bound to ``peer`` was opened (after its handshake)."""
+        with self._cond:
+            self._channels[peer] = self._channels.get(peer, 0) + 1
+
+    def channel_closed(self, peer: int, why: str = "closed") -> None:
+        """A connection bound to ``peer`` closed; when it was its last one, the
+        peer is down until its next valid frame (one of several closing is not)."""
+        with self._cond:
+            left = self._channels[peer] = max(0, self._channels.get(peer, 0) - 1)
+        if left == 0:
+            self.peer_lost(peer, why)
 
     def begin(self, header_bytes: Any, *, sender: int | None = None) -> Slot | None:
         """Validates one frame's header; returns where its chunk goes.

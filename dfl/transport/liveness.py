@@ -1,6 +1,7 @@
 """Failure detection: which peers a node holds for down.
 
-A peer is **down** once its connection was refused or closed, or once it missed
+A peer is **down** once its connection was refused or its last connection to
+this node closed (one of several closing is not enough), or once it missed
 ``down_after_missed`` consecutive deadlines (its message of a round was neither
 delivered nor rejected when the node's wait for that round ended); its next
 valid frame (a message, a late one or a ``WAITING`` notice, on its own bound

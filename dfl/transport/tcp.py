@@ -425,6 +425,7 @@ class TcpTransport(FramedTransport):
             sender = self._hello(conn)
             if sender is None:
                 return
+            self.inbox.channel_opened(sender)
             while not self.closing.is_set():
                 recv_into(conn, memoryview(header))
                 slot = self.inbox.begin(header, sender=sender)
@@ -456,10 +457,10 @@ class TcpTransport(FramedTransport):
         except (ConnectionError, OSError) as e:
             if not self.closing.is_set():
                 log.debug("node %d: connection from node %s ended: %s", self.node_id, sender, e)
-                if sender is not None:
-                    self.inbox.peer_lost(sender, f"closed ({e})")
         finally:
             conn.close()
+            if sender is not None and not self.closing.is_set():
+                self.inbox.channel_closed(sender)
 
     # -- lifecycle -----------------------------------------------------------------
 

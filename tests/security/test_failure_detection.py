@@ -12,17 +12,15 @@ import time
 
 import numpy as np
 
-from dfl.experiment import build_experiment
-from dfl.node import build_program, run_loopback
+from dfl.node import run_loopback
 from dfl.transport import Kind, encode_payload
 from dfl.transport.tcp import TcpTransport, free_ports
-from tests.node.common import compose_config
+from tests.node.common import replace
+from tests.security.conftest import DEADLINE
 from tests.security.frames import SPEC, TREE, feed, frames, inbox
 
 DEADLINE_S = 0.2
 K = 3
-DEADLINE = 1.0
-"""``node.deadline_s`` of the deployment test."""
 
 
 def timed_collect(box, round_, *, down_after_missed=K):
@@ -58,6 +56,24 @@ def test_wait_algorithms_still_wait_for_a_down_peer():
         assert waited >= DEADLINE_S * 0.9 and got.down == []
 
 
+def test_down_once_its_last_connection_closes_or_a_connect_is_refused():
+    box = inbox()
+    box.channel_opened(1)
+    box.channel_opened(1)  # e.g. a second connection authenticated as node 1
+    box.channel_closed(1)
+    got, waited = timed_collect(box, 0)
+    assert got.down == [] and waited >= DEADLINE_S * 0.9
+    box.channel_closed(1)
+    got, waited = timed_collect(box, 1)
+    assert got.down == [1] and waited >= DEADLINE_S * 0.9  # node 2 is still awaited
+    feed(box, frames(round_=2, sender=2), 2)
+    got, waited = timed_collect(box, 2)
+    assert got.down == [1] and waited < DEADLINE_S / 2
+    box.peer_lost(2, "refused")
+    got, waited = timed_collect(box, 3)
+    assert got.down == [1, 2] and waited < DEADLINE_S / 2
+
+
 def test_a_closed_tcp_connection_marks_its_peer_down_at_once():
     addresses = [("127.0.0.1", p) for p in free_ports(2)]
     a, b = (TcpTransport(i, addresses, run_id="t", connect_timeout_s=5) for i in range(2))
@@ -77,21 +93,20 @@ def test_a_closed_tcp_connection_marks_its_peer_down_at_once():
         b.close()
 
 
-def test_a_crashed_node_costs_its_neighbours_k_deadlines_not_one_per_round():
+def test_a_crashed_node_costs_its_neighbours_k_deadlines_not_one_per_round(ring):
     """Node 2 of a 10-round ring stops at round 2 for good: its neighbours wait K
     deadlines for it, then run the 8-K other rounds without waiting (before: one
     deadline each)."""
-    cfg, opt = compose_config(
-        "rounds=10",
-        "eval_every=5",
-        f"node.deadline_s={DEADLINE}",
-        "node.first_deadline_s=60",
-        "transport.faults.crash_node=2",
-        "transport.faults.crash_round=2",
-        "transport.faults.restart_after_s=-1",
-        f"transport.down_after_missed={K}",
+    cfg, program = ring
+    cfg = replace(
+        cfg,
+        **{
+            "transport.faults.crash_node": 2,
+            "transport.faults.crash_round": 2,
+            "transport.faults.restart_after_s": -1.0,
+            "transport.down_after_missed": K,
+        },
     )
-    program = build_program(build_experiment(cfg, opt))
     result = run_loopback(cfg, program=program)
     assert result.records[-1]["round"] == cfg.rounds
     for i in (1, 3):  # node 2's in-neighbours: rounds 5..9 cost no deadline (before: 5 s)

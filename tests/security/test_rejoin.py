@@ -17,30 +17,22 @@ import time
 import numpy as np
 import pytest
 
-from dfl.experiment import build_experiment
-from dfl.node import build_program, run_loopback
+from dfl.node import run_loopback
 from dfl.node.rejoin import InStep, rejoin_target
 from dfl.node.setup import run_id
 from dfl.transport import Kind, encode_payload, run_digest
 from dfl.transport.loopback import LoopbackNetwork
 from dfl.transport.quorum import agreed_round, majority_at
 from dfl.transport.wire import frame_bytes
-from tests.node.common import compose_config
+from tests.node.common import compose_config, replace
 from tests.security.frames import feed, frames, inbox
 
 FORGED_ROUND = 500  # past the 10-round run: never reached, so no genuine message is shadowed
 
 
-def test_one_forged_far_round_frame_makes_nobody_skip(monkeypatch, caplog):
-    cfg, opt = compose_config(
-        "rounds=10",
-        "eval_every=5",
-        "node.deadline_s=1",
-        "node.first_deadline_s=60",
-        "node.wait_timeout_s=30",
-        "transport.max_rounds_ahead=1024",
-    )
-    program = build_program(build_experiment(cfg, opt))
+def test_one_forged_far_round_frame_makes_nobody_skip(ring, monkeypatch, caplog):
+    cfg, program = ring
+    cfg = replace(cfg, **{"transport.max_rounds_ahead": 1024})
     spec = program.spec
     good = [np.zeros(s, d) for s, d in zip(spec.shapes, spec.dtypes, strict=True)]
     payload = encode_payload(spec, spec.unflatten(good))
