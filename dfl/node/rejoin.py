@@ -14,8 +14,8 @@ skip 137-139 of 160 rounds). It skips only
 * no further than that majority agrees on (:func:`dfl.transport.quorum.agreed_round`);
 * and never further than time allows: neighbours that went on without it waited
   for it at most one ``node.deadline_s`` per round, so since the last round it was
-  in step with them (or its checkpoint's wall-clock time, after a restart) at most
-  ``⌊elapsed / deadline_s⌋ + 1`` rounds can have passed.
+  in step with them (no majority ahead; after a restart: its checkpoint's round and
+  wall-clock time) at most ``⌊elapsed / deadline_s⌋ + 1`` rounds can have passed.
 """
 
 from __future__ import annotations

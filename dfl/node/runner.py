@@ -55,6 +55,7 @@ from dfl.node.program import NodeProgram, senders_of
 from dfl.node.rejoin import InStep, rejoin_target
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
+from dfl.transport.quorum import agreed_round
 from dfl.transport.wire import Kind
 
 log = logging.getLogger("dfl.node")
@@ -315,8 +316,8 @@ class NodeRunner:
                 sorted(members),
                 self._in_step.round,
             )
-        if not claims:
-            self._in_step = InStep(target, now)  # nobody ahead: in step
+        if agreed_round(t, members, claims) <= t:  # no majority ahead (one liar: still in step)
+            self._in_step = InStep(t, now)
         return target
 
     # -- the run -------------------------------------------------------------------
