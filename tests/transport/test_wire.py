@@ -156,7 +156,7 @@ def test_prng_keys_cannot_go_on_the_wire():
         WireSpec.from_tree({"k": jax.random.key(0)})
 
 
-def rejected(inbox, caplog, frames, *, peers=(1,), round_=0, channel=1):
+def rejected(inbox, caplog, frames, *, peers=(1,), round_=0, channel: int | None = 1):
     """Feeds ``frames`` as arriving on node ``channel``'s bound channel (as every
     transport's frames do), then collects."""
     with caplog.at_level(logging.WARNING, logger="dfl.transport"):
