@@ -117,6 +117,12 @@ class TransportConfig:
         so a node restarted after any downtime still hears its neighbours'
         current round and rejoins (memory stays bounded either way: at most a
         few messages per peer are buffered).
+      down_after_missed: failure detection (:mod:`dfl.transport.liveness`): a
+        peer whose connection is refused or closed, or that missed this many
+        consecutive deadlines, is down, and while it is down an algorithm that
+        RENORMALIZEs counts its messages as missing at once instead of after a
+        full deadline (WAIT algorithms still wait); its next valid frame marks it
+        up. 0: never down.
       connect_timeout_s: tcp: how long a node retries to reach a peer.
       bundle: tcp: this node's key bundle (its ``node-<i>.json`` from ``python -m
         dfl.keys init``, mode 0600): its key and X.509 certificate and the run
@@ -164,6 +170,7 @@ class TransportConfig:
     chunk_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 1 << 31
     max_rounds_ahead: int | None = None
+    down_after_missed: int = 3
     connect_timeout_s: float = 60.0
     bundle: str = ""
     insecure: bool = False

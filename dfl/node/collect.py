@@ -32,6 +32,7 @@ SUMMED = (
     "messages_missing",
     "messages_rejected",
     "messages_late",
+    "bytes_rejected",
     "rounds_skipped",
 )
 """Node counters that the combined record sums over nodes."""

@@ -38,6 +38,7 @@ from dfl.algorithms.base import MissingRule
 from dfl.topology.schedule import MixingSchedule
 from dfl.transport.base import Transport
 from dfl.transport.inbox import Received
+from dfl.transport.rejections import KEEP_RECENT
 from dfl.transport.wire import Kind, WireSpec, encode_payload
 
 log = logging.getLogger("dfl.node")
@@ -151,7 +152,8 @@ class ExchangeCounts:
       messages_missing: in-neighbour messages not used (absent at the deadline,
         rejected, or left out by the delivery mask).
       messages_rejected: frames or messages rejected by validation.
-      messages_late: valid messages that arrived after their round was closed.
+      messages_late: messages that arrived after their round was closed, valid
+        in every other respect and from the sender their channel is bound to.
     """
 
     bytes_sent: int = 0
@@ -176,6 +178,10 @@ class NodeExchange:
       deadline_s, first_deadline_s, wait_timeout_s: ``node.*`` of the config.
       chunk_bytes: ``transport.chunk_bytes``.
       counts: the counters to add to (the node's, restored from a checkpoint).
+      down_after_missed: ``transport.down_after_missed``: under ``RENORMALIZE``, a
+        peer held for down (:mod:`dfl.transport.liveness`) is not awaited, except
+        in the first round after a (re)start (``first_deadline_s`` is for peers
+        slow to start); ``WAIT`` algorithms always wait.
     """
 
     def __init__(
@@ -193,6 +199,7 @@ class NodeExchange:
         wait_timeout_s: float,
         chunk_bytes: int,
         counts: ExchangeCounts,
+        down_after_missed: int = 0,
     ):
         self.node = node
         self.schedule = schedule
@@ -206,6 +213,8 @@ class NodeExchange:
         self.wait_timeout_s = wait_timeout_s
         self.chunk_bytes = chunk_bytes
         self.counts = counts
+        self.down_after_missed = down_after_missed if rule == MissingRule.RENORMALIZE else 0
+        self._members: dict[int, frozenset[int]] = {}
         self.mix = jax.jit(mix)
         self.first = True  # the first exchange of this process waits first_deadline_s
         self.dependents: list[int] = []
@@ -263,11 +272,27 @@ class NodeExchange:
         return self.mix(jnp.asarray(plan.weights), plan.messages)
 
     def _count(self, got: Received, received: Mapping[int, Any], plan: MixPlan) -> None:
-        late = sum(r.late for r in got.rejections)
         self.counts.messages_received += len(received)
         self.counts.messages_missing += len(plan.missing)
-        self.counts.messages_late += late
-        self.counts.messages_rejected += len(got.rejections) - late
+        self.counts.messages_late += got.late_count
+        self.counts.messages_rejected += got.rejected_count - got.late_count
+
+    def members(self, t: int) -> frozenset[int]:
+        """The in-neighbours of this node over one schedule period from round ``t``
+        (the union over the period's rounds; a random schedule: every other node),
+        whose strict majority decides whether this node is behind
+        (:mod:`dfl.transport.quorum`)."""
+        period = self.schedule.period
+        if period is None:
+            n = np.asarray(self.schedule.weights(t)).shape[0]
+            return frozenset(range(n)) - {self.node}
+        key = t % period
+        if key not in self._members:
+            out: set[int] = set()
+            for r in range(t, t + max(1, period)):
+                out.update(in_neighbours(np.asarray(self.schedule.weights(r)), self.node))
+            self._members[key] = frozenset(out)
+        return self._members[key]
 
     def _receive(self, t: int, peers: list[int], dependents: list[int]) -> Received:
         """Waits for the in-neighbours' messages of round ``t``.
@@ -289,7 +314,9 @@ class NodeExchange:
         notice_every = min(wait, self.deadline_s) / 2
         notice_at = now + notice_every
         notice = encode_payload(WireSpec.empty(), ())
-        rejections = []  # every receive hands over the rejections since the last one
+        members = self.members(t)
+        # every receive hands over the rejections since the last one (a bounded list)
+        rejections, rejected, late = [], 0, 0
         while True:
             got = self.transport.receive(
                 t,
@@ -299,10 +326,16 @@ class NodeExchange:
                 until=min(notice_at, hard),
                 extend=wait,
                 dependents=dependents,
+                members=members,
+                # The first round after a (re)start awaits slow starters regardless.
+                down_after_missed=0 if self.first else self.down_after_missed,
             )
-            rejections += got.rejections
+            rejections += got.rejections[: max(0, KEEP_RECENT - len(rejections))]
+            rejected, late = rejected + got.rejected_count, late + got.late_count
             if got.done or time.monotonic() >= hard:
-                got = dataclasses.replace(got, rejections=rejections)
+                got = dataclasses.replace(
+                    got, rejections=rejections, rejected_count=rejected, late_count=late
+                )
                 break
             for j in dependents:
                 self.transport.send(j, t, Kind.WAITING, notice)
@@ -334,6 +367,20 @@ class NodeExchange:
             if r > next_round and self._mixes_me(j, next_round, r)
         ]
         return max(ahead, default=None)
+
+    def rejoin_claims(self, next_round: int) -> dict[int, int]:
+        """Member → its highest round, for the members (:meth:`members`) that sent a
+        valid message of a round ``r > next_round`` and mix this node's message in
+        a round of ``[next_round, r)`` (as :meth:`dependents_ahead`): what the
+        rejoin quorum (:mod:`dfl.node.rejoin`) counts."""
+        if self.received is None:
+            return {}
+        members = self.members(next_round)
+        return {
+            j: r
+            for j, r in self.received.peer_rounds.items()
+            if j in members and r > next_round and self._mixes_me(j, next_round, r)
+        }
 
     def _mixes_me(self, peer: int, start: int, end: int) -> bool:
         """Whether ``peer`` mixes this node's message in some round of ``[start, end)``."""

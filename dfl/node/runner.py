@@ -26,7 +26,10 @@ silent rounds by their missing-message rule), it sees their frames for later
 rounds, finishes the round it is in at once, and jumps to the neighbours'
 current round, skipping the rounds it missed (``node.rejoin``): its state is
 then that of its checkpoint, and every key is derived from the seed and the
-round, so nothing else needs restoring.
+round, so nothing else needs restoring. It jumps only when more than half of
+its in-neighbours over a schedule period are ahead, only as far as they agree
+and as the time since it was last in step allows (:mod:`dfl.node.rejoin`): one
+member's claimed round decides nothing.
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ from dfl.metrics.writer import continue_metrics
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
+from dfl.node.rejoin import InStep, rejoin_target
 from dfl.transport.base import Transport
 from dfl.transport.faults import straggler_delay
+from dfl.transport.quorum import agreed_round
 from dfl.transport.wire import Kind
 
 log = logging.getLogger("dfl.node")
@@ -69,14 +74,18 @@ class Counters(ExchangeCounts):
     — rejected ones included —, ``messages_rejected``, ``messages_late``) and:
 
     Attributes:
-      bytes_received: bytes of wire-message frames that reached it (headers
-        included), counted by its transport as they arrive, for the rounds it has
-        done (a frame of a later round that came early counts from that round on).
+      bytes_received: bytes of valid wire-message frames that reached it
+        (headers included), counted by its transport once validated, for the
+        rounds it has done (a frame of a later round that came early counts from
+        that round on).
+      bytes_rejected: bytes of the frames it rejected (any kind or round; each
+        frame's header and the chunk it could plausibly carry).
       rounds_skipped: rounds jumped over to rejoin the neighbours.
       dp_dropped_examples: DP-SGD only: Poisson-sampled examples cut by the batch cap.
     """
 
     bytes_received: int = 0
+    bytes_rejected: int = 0
     rounds_skipped: int = 0
     dp_dropped_examples: int = 0
 
@@ -176,6 +185,9 @@ class NodeRunner:
         self.cancel = cancel or threading.Event()
         self.counters = Counters()
         self._received_before = 0  # bytes_received of the run up to a restored checkpoint
+        self._rejected_before = 0  # and bytes_rejected
+        self._in_step = InStep(0, time.time())  # bounds how far a rejoin may skip
+        self._refused: dict[int, int] = {}  # the last claims it refused to skip for
         self.records: list[dict[str, Any]] = []
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
@@ -191,6 +203,8 @@ class NodeRunner:
             **{k: int(v) for k, v in saved.items() if k in Counters.__dataclass_fields__}
         )
         start = int(meta["round"])
+        # Its neighbours may have gone on without it since that checkpoint (no earlier).
+        self._in_step = InStep(start, float(meta.get("time", 0.0)))
         log.info("node %d resumed from %s at round %d", self.node, self.resume.directory, start)
         return state, start
 
@@ -199,6 +213,7 @@ class NodeRunner:
         ``0 .. rounds_done - 1``."""
         received = self.transport.received_bytes(Kind.WIRE, through_round=rounds_done - 1)
         self.counters.bytes_received = self._received_before + received
+        self.counters.bytes_rejected = self._rejected_before + self.transport.rejected_bytes()
         return self.counters
 
     def _save(self, rounds_done: int, state: Any) -> None:
@@ -208,6 +223,7 @@ class NodeRunner:
             "round": rounds_done,
             "node": self.node,
             "counters": dataclasses.asdict(self.counters),
+            "time": time.time(),  # wall clock: bounds how far a resumed node may skip
         }
         self.checkpointer.save(rounds_done, state, meta=meta)
 
@@ -215,6 +231,11 @@ class NodeRunner:
 
     def _exchange(self) -> NodeExchange:
         node_cfg, algorithm = self.cfg.node, self.exp.algorithm
+        if self.cfg.transport.down_after_missed < 0:
+            raise ValueError(
+                f"transport.down_after_missed={self.cfg.transport.down_after_missed}; "
+                "expected a count of deadlines >= 0 (0: never down)"
+            )
         return NodeExchange(
             node=self.node,
             schedule=self.exp.schedule,
@@ -228,6 +249,7 @@ class NodeRunner:
             wait_timeout_s=node_cfg.wait_timeout_s,
             chunk_bytes=self.cfg.transport.chunk_bytes,
             counts=self.counters,
+            down_after_missed=self.cfg.transport.down_after_missed,
         )
 
     def _round(self, t: int, state: Any, data: Any, exchange: NodeExchange):
@@ -256,6 +278,48 @@ class NodeRunner:
             raise error
         self._last_mix = seen
 
+    def _rejoin_target(self, t: int, exchange: NodeExchange) -> int:
+        """The round to jump to before round ``t`` (``t``: none), by
+        :mod:`dfl.node.rejoin`'s rules; logs a jump, and once each claim it refuses."""
+        members = exchange.members(t)
+        claims = exchange.rejoin_claims(t)
+        now = time.time()
+        target = rejoin_target(
+            t,
+            members,
+            claims,
+            bound=self._in_step.bound(now, self.cfg.node.deadline_s),
+            last_round=self.cfg.rounds - 1,
+        )
+        if target > t:
+            log.warning(
+                "node %d is behind its neighbours (at round %d; %d of its %d in-neighbours "
+                "%s sent later rounds %s): skipping to round %d",
+                self.node,
+                t,
+                len(claims),
+                len(members),
+                sorted(members),
+                claims,
+                target,
+            )
+        elif claims and max(claims.values()) > t + 1 and claims != self._refused:
+            self._refused = dict(claims)
+            log.warning(
+                "node %d at round %d: not skipping for %s (%d of its %d in-neighbours %s; "
+                "rejoining needs more than half of them, within the time since round %d)",
+                self.node,
+                t,
+                claims,
+                len(claims),
+                len(members),
+                sorted(members),
+                self._in_step.round,
+            )
+        if agreed_round(t, members, claims) <= t:  # no majority ahead (one liar: still in step)
+            self._in_step = InStep(t, now)
+        return target
+
     # -- the run -------------------------------------------------------------------
 
     def run(self) -> NodeResult:
@@ -275,6 +339,7 @@ class NodeRunner:
         if self.resume is not None and self.resume.latest_step() is not None:
             state, start = self._restore(state)
             self._received_before = self.counters.bytes_received
+            self._rejected_before = self.counters.bytes_rejected
         data = tuple(dfl_data.node_slice(exp.federated.train, self.node))
         began = time.perf_counter()  # before compiling, as the simulation's clock
         program.compile()
@@ -306,19 +371,11 @@ class NodeRunner:
                     self._save(t, state)
                 if self.on_round is not None:
                     self.on_round(t, {"loss": float(info["loss"])})
-                ahead = exchange.dependents_ahead(t)
-                if cfg.node.rejoin and ahead is not None and ahead > t and t < cfg.rounds:
-                    target = min(ahead, cfg.rounds - 1)
-                    log.warning(
-                        "node %d is behind its neighbours (at round %d, they sent round %d): "
-                        "skipping to round %d",
-                        self.node,
-                        t,
-                        ahead,
-                        target,
-                    )
-                    self.counters.rounds_skipped += target - t
-                    t = target
+                if cfg.node.rejoin and t < cfg.rounds:
+                    target = self._rejoin_target(t, exchange)
+                    if target > t:
+                        self.counters.rounds_skipped += target - t
+                        t = target
             if t >= cfg.rounds:
                 exchange.goodbye(last_round_sent)
         finally:
@@ -360,6 +417,7 @@ class NodeRunner:
             messages_missing=c.messages_missing,
             messages_rejected=c.messages_rejected,
             messages_late=c.messages_late,
+            bytes_rejected=c.bytes_rejected,
             rounds_skipped=c.rounds_skipped,
             **privacy,
         )

@@ -61,25 +61,33 @@ class Transport(Protocol):
         until: float | None = ...,
         extend: float = ...,
         dependents: Collection[int] = ...,
+        members: Collection[int] | None = ...,
+        down_after_missed: int = ...,
     ) -> Received:
         """Waits until every expected peer's message of ``round`` arrived or was
         rejected, or until ``deadline`` (a ``time.monotonic()`` value).
 
         See :meth:`dfl.transport.inbox.Inbox.collect` for ``until`` (return
         early to send a ``WAITING`` notice), ``extend`` (more time for a peer
-        that says it is waiting itself) and ``dependents`` (peers that mix this
-        node's messages: one seen two rounds ahead gave up on this node).
+        that says it is waiting itself), ``dependents`` and ``members`` (peers
+        that mix this node's messages: seen two rounds ahead, with more than
+        half of the members, they gave up on this node) and
+        ``down_after_missed`` (peers held for down are not awaited).
         """
         ...
 
     def received_bytes(self, kind: int, through_round: int | None = None) -> int:
-        """Bytes of the frames of ``kind`` that reached this node (headers included,
-        valid or not): what the network delivered, measured at the receiver.
+        """Bytes of the valid frames of ``kind`` that reached this node (headers
+        included): what the network delivered, measured at the receiver.
 
         ``through_round`` counts only frames whose header names that round or an
         earlier one, so a count taken after round ``r`` does not depend on how many
         of round ``r + 1``'s frames happened to arrive already.
         """
+        ...
+
+    def rejected_bytes(self) -> int:
+        """Bytes of the frames this node rejected (any kind; counted apart)."""
         ...
 
     def close(self) -> None:
@@ -163,6 +171,10 @@ class FramedTransport(abc.ABC):
         of rounds up to ``through_round`` when given."""
         return self.inbox.received_bytes(kind, through_round)
 
+    def rejected_bytes(self) -> int:
+        """Bytes of the frames this node rejected."""
+        return self.inbox.rejected_bytes()
+
     def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
         """Accept messages of ``kind`` laid out as ``spec`` from ``senders(round)``."""
         self.inbox.expect(kind, spec, senders)
@@ -215,6 +227,8 @@ class FramedTransport(abc.ABC):
         until: float | None = None,
         extend: float = 0.0,
         dependents: Collection[int] = (),
+        members: Collection[int] | None = None,
+        down_after_missed: int = 0,
     ) -> Received:
         """See :meth:`Transport.receive`."""
         pump = self._pump if self._pumps else None
@@ -226,6 +240,8 @@ class FramedTransport(abc.ABC):
             until=until,
             extend=extend,
             dependents=dependents,
+            members=members,
+            down_after_missed=down_after_missed,
             give_up_after=self._lost(round, kind, expected_peers),
             pump=pump,
         )

@@ -7,10 +7,22 @@ import dataclasses
 
 @dataclasses.dataclass
 class InboxStats:
-    """Counters of one inbox (cumulative)."""
+    """Counters of one inbox (cumulative).
+
+    Attributes:
+      frames: frames whose header parsed.
+      bytes: bytes of valid frames (headers included): delivered messages,
+        notices, duplicates of finished messages.
+      bytes_rejected: bytes of rejected frames (each its header and the chunk it
+        could plausibly carry, never a declared length beyond the largest message).
+      messages: messages and notices delivered.
+      duplicates: frames of messages already finished (ignored).
+      rejected: frames and messages rejected.
+    """
 
     frames: int = 0
     bytes: int = 0
+    bytes_rejected: int = 0
     messages: int = 0
     duplicates: int = 0
     rejected: int = 0

@@ -83,6 +83,18 @@ class Ledger:
         """Delivered messages of ``sender`` kept for the current and future rounds."""
         return sum(1 for senders in self._delivered.values() if sender in senders)
 
+    def held_keys(self, sender: int, kind: int) -> list[MessageKey]:
+        """The delivered messages of ``sender`` and ``kind`` whose leaves are kept."""
+        held = self._delivered.items()
+        return [(sender, r, k) for (r, k), senders in held if k == kind and sender in senders]
+
+    def forget(self, key: MessageKey) -> None:
+        """Drops everything known of ``key``'s message (it may arrive again)."""
+        sender, round_, kind = key
+        self._state.pop(key, None)
+        self._delivered.get((round_, kind), {}).pop(sender, None)
+        self._rejected.get((round_, kind), {}).pop(sender, None)
+
     def advance(self, floor: int) -> None:
         """Drops the leaves and reasons of rounds before ``floor``, and the states
         of rounds more than :data:`KEEP_DONE_ROUNDS` before it."""

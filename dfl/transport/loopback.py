@@ -73,14 +73,16 @@ class LoopbackNetwork:
             if self._queues.get(endpoint.node_id) is endpoint.queue:
                 del self._queues[endpoint.node_id]
 
-    def deliver(self, receiver: int, frame: bytes) -> bool:
-        """Puts one frame in ``receiver``'s queue; ``False`` if it is not registered."""
+    def deliver(self, receiver: int, frame: bytes, sender: int | None = None) -> bool:
+        """Puts one frame of ``sender`` (the endpoint that sent it: the frame's
+        channel is bound to it) in ``receiver``'s queue; ``False`` if it is not
+        registered."""
         with self._lock:
             q = self._queues.get(receiver)
             if q is None:
                 self.undelivered += 1
                 return False
-        q.put(frame)
+        q.put(frame if sender is None else (sender, frame))
         return True
 
 
@@ -103,7 +105,7 @@ class LoopbackTransport(FramedTransport):
     def _transmit(self, peer: int, frames: Sequence[FrameParts]) -> None:
         for frame in frames:
             data = frame[0] if len(frame) == 1 else frame_bytes(frame)
-            self.network.deliver(peer, bytes(data))
+            self.network.deliver(peer, bytes(data), self.node_id)
 
     def _pump(self, timeout: float) -> bool:
         try:
@@ -113,7 +115,10 @@ class LoopbackTransport(FramedTransport):
         while True:
             if frame is None:  # close() wakes a waiting receive
                 return True
-            self.inbox.feed(frame)
+            if isinstance(frame, tuple):  # (the endpoint that sent it, the frame)
+                self.inbox.feed(frame[1], sender=frame[0])
+            else:  # put there by hand (tests): bound to no member
+                self.inbox.feed(frame)
             try:
                 frame = self.queue.get_nowait()
             except queue.Empty:

@@ -148,11 +148,14 @@ class Slot:
       header: the chunk's frame header.
       view: the bytes to fill, or ``None``.
       assembly: the assembly ``view`` belongs to (``None`` with ``view``).
+      bound: the sender the frame's channel is bound to (``None``: not bound;
+        its failures then end no wait).
     """
 
     header: Header
     view: memoryview | None
     assembly: Assembly | None = None
+    bound: int | None = None
 
     @property
     def keep(self) -> bool:
@@ -175,24 +178,37 @@ class Reassembler:
         """Messages of ``sender`` being reassembled."""
         return sum(1 for key in self._open if key[0] == sender)
 
+    def open_keys(self, sender: int, kind: int) -> list[MessageKey]:
+        """The messages of ``sender`` and ``kind`` being reassembled."""
+        return [k for k in self._open if k[0] == sender and k[2] == kind]
+
     def is_open(self, key: MessageKey) -> bool:
         """Whether the message of ``key`` is being reassembled."""
         return key in self._open
 
-    def slot(self, h: Header) -> Slot | Problem | None:
+    def slot(self, h: Header, bound: int | None = None) -> Slot | Problem | None:
         """The slot for the chunk of ``h``, opening its assembly on its first chunk.
+
+        A chunk whose earlier copy is still in flight (its writer stalled: a
+        truncated frame held open) starts the message over in a fresh assembly,
+        so a stalled copy cannot shadow a later complete one; the stalled
+        writer's bytes then go to the abandoned buffer.
 
         Args:
           h: a header that passed :func:`~dfl.transport.validate.message_problem`
             (the caller decides whether the sender may open one more assembly).
+          bound: the sender the frame's channel is bound to (kept in the slot).
 
         Returns:
           The :class:`Slot`; a :class:`Problem` (it ``settles``: the chunks
           disagree, so the whole message is bad); or ``None`` for a chunk already
-          written or in flight.
+          written.
         """
         key = message_key(h)
         assembly = self._open.get(key)
+        if assembly is not None and h.chunk_index in assembly.inflight:
+            self.drop(key)
+            assembly = None
         if assembly is None:
             assembly = Assembly(key, self.pool.take(h.total), h.chunk_count)
             self._open[key] = assembly
@@ -200,10 +216,10 @@ class Reassembler:
             return Problem(
                 f"chunk count {h.chunk_count} disagrees with {assembly.count}", settles=True
             )
-        if h.chunk_index in assembly.chunks or h.chunk_index in assembly.inflight:
+        if h.chunk_index in assembly.chunks:
             return None
         assembly.inflight.add(h.chunk_index)
-        return Slot(h, assembly.buf.data[h.offset : h.offset + h.length], assembly)
+        return Slot(h, assembly.buf.data[h.offset : h.offset + h.length], assembly, bound)
 
     def finish(self, slot: Slot, *, crc_ok: bool) -> Assembly | Problem | None:
         """Ends the chunk written into ``slot``.

@@ -230,6 +230,7 @@ class _Peer:
                         address,
                         e,
                     )
+                    self.t.inbox.peer_lost(self.peer, f"refused ({e})")
                     return None
                 time.sleep(0.05)
                 continue
@@ -487,6 +488,7 @@ class TcpTransport(FramedTransport):
         header = bytearray(HEADER_NBYTES)
         scratch: memoryview | None = None  # for frames read only to be dropped
         try:
+            self.inbox.channel_opened(sender)
             while not self.closing.is_set():
                 recv_into(conn, memoryview(header))
                 slot = self.inbox.begin(header, sender=sender)
@@ -522,6 +524,8 @@ class TcpTransport(FramedTransport):
                 log.debug("node %d: connection from node %s ended: %s", self.node_id, sender, e)
         finally:
             conn.close()
+            if sender is not None and not self.closing.is_set():
+                self.inbox.channel_closed(sender)
 
     # -- lifecycle -----------------------------------------------------------------
 

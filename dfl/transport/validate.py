@@ -17,9 +17,16 @@ costs its sender:
 2. :func:`notice_problem`: a ``WAITING`` notice is header-only.
 3. (the inbox: a frame of a message already finished is a duplicate, ignored.)
 4. :func:`message_problem`: the round window, the sender's right to send at
-   that round, the payload schema, size and chunk count. Its :class:`Problem` says whether
-   the message of ``(sender, round, kind)`` is thereby rejected (the receiver
-   stops waiting for it) or only this frame is dropped.
+   that round, the payload schema, size and chunk count, and last whether the
+   round is closed (only a frame valid in every other respect is ``late``). Its
+   :class:`Problem` says whether the message of ``(sender, round, kind)`` is
+   thereby rejected (the receiver stops waiting for it) or only this frame is
+   dropped (outside the window, or from a node not sending at that round).
+
+On a channel bound to a sender (tcp, Pilot, loopback), a frame failing any
+check but the window's settles the bound sender's message of the frame's round
+as rejected at once: a member can only affect its own messages. A frame bound
+to no member never ends a wait.
 """
 
 from __future__ import annotations
@@ -139,10 +146,6 @@ def message_problem(
       max_message_bytes: larger messages are refused.
     """
     control = h.kind in (Kind.BYE, Kind.WAITING)
-    if h.round < window.floor and not control:
-        return Problem(
-            f"old round {h.round} (this node is at round {window.floor})", settles=True, late=True
-        )
     if h.round > window.last:
         return Problem(
             f"round {h.round} is more than {window.max_rounds_ahead} rounds ahead of {window.floor}"
@@ -161,4 +164,9 @@ def message_problem(
         return Problem(f"payload of {h.total} bytes, expected {spec.nbytes}", settles=True)
     if h.chunk_count > max(1, h.total):
         return Problem(f"{h.chunk_count} chunks for {h.total} bytes", settles=True)
+    # Last: only a frame valid in every other respect is a straggler's late message.
+    if h.round < window.floor and not control:
+        return Problem(
+            f"old round {h.round} (this node is at round {window.floor})", settles=True, late=True
+        )
     return None

@@ -39,6 +39,8 @@ WITHOUT_3 = [0.75 * 1 + 0.25 * 2, 0.75 * 10 + 0.25 * 20]  # 3's weight moved to 
 class Static:
     """A one-matrix schedule."""
 
+    period = 1
+
     def weights(self, round_: int) -> np.ndarray:
         del round_
         return W

@@ -165,7 +165,17 @@ def test_node_down_for_many_rounds_rejoins_at_the_current_round(tiny, tmp_path):
     cfg, program, _ = tiny
     # Down ~4 deadlines: its neighbours move on by several rounds meanwhile.
     cfg = with_faults(cfg, crash_node=2, crash_round=2, restart_after_s=4 * DEADLINE)
-    cfg = replace(cfg, **{"checkpoint.every": 1, "transport.max_rounds_ahead": None})
+    # Failure detection off: with it, the neighbours stop waiting for node 2 after
+    # transport.down_after_missed deadlines and finish the 10 rounds before it is back
+    # (tests/security/test_failure_detection.py), leaving nobody to rejoin.
+    cfg = replace(
+        cfg,
+        **{
+            "checkpoint.every": 1,
+            "transport.max_rounds_ahead": None,
+            "transport.down_after_missed": 0,
+        },
+    )
     assert rounds_ahead(cfg) == cfg.rounds
     result = run_loopback(cfg, program=program, workdir=tmp_path)
     assert result.nodes[2].counters.rounds_skipped >= 2

@@ -57,12 +57,18 @@ def test_an_abandoned_assembly_frees_its_buffer_after_its_last_writer():
     first, second = headers()
     slot = reasm.slot(first)
     assert isinstance(slot, Slot) and slot.view is not None
-    assert reasm.slot(first) is None  # in flight: a duplicate
-    reasm.drop(message_key(first))  # e.g. rejected while the chunk is being read
-    assert reasm.pool.free == 0  # a writer still holds a view of it
-    assert reasm.finish(slot, crc_ok=True) is None
+    # Its copy in flight stalled (a truncated frame held open): the message starts over.
+    again = reasm.slot(first)
+    assert isinstance(again, Slot) and again.assembly is not slot.assembly
+    assert reasm.pool.free == 0  # the stalled writer still holds a view of the first buffer
+    assert reasm.finish(slot, crc_ok=True) is None  # it ends into the abandoned assembly
     assert reasm.pool.free == 1
+    reasm.drop(message_key(first))  # e.g. rejected while the chunk is being read
+    assert reasm.pool.free == 1  # a writer still holds a view of it
+    assert reasm.finish(again, crc_ok=True) is None
+    assert reasm.pool.free == 2
     assert not reasm.is_open(message_key(second))
+    assert reasm.slot(first) is not None and reasm.slot(first) is not None  # restarts again
 
 
 def test_a_complete_message_decodes_from_a_lease():

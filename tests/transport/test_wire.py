@@ -156,10 +156,12 @@ def test_prng_keys_cannot_go_on_the_wire():
         WireSpec.from_tree({"k": jax.random.key(0)})
 
 
-def rejected(inbox, caplog, frames, *, peers=(1,), round_=0):
+def rejected(inbox, caplog, frames, *, peers=(1,), round_=0, channel: int | None = 1):
+    """Feeds ``frames`` as arriving on node ``channel``'s bound channel (as every
+    transport's frames do), then collects."""
     with caplog.at_level(logging.WARNING, logger="dfl.transport"):
         for f in frames:
-            inbox.feed(f)
+            inbox.feed(f, sender=channel)
         got = collect(inbox, peers, round_)
     assert got.messages == {}
     assert got.missing == list(peers)
@@ -193,9 +195,12 @@ def test_rejects_inf_in_a_later_chunk(caplog):
 
 def test_rejects_wrong_run_id(caplog):
     spec = WireSpec.from_tree(tree())
-    got = rejected(inbox_for(spec), caplog, frames_of(spec, tree(), run=run_digest("other")))
+    other = frames_of(spec, tree(), run=run_digest("other"))
+    got = rejected(inbox_for(spec), caplog, other, channel=None)
     assert "wrong run id" in got.rejections[0].reason
-    assert got.rejected == {}  # a stranger cannot block the real message
+    assert got.rejected == {}  # a stranger (bound to no member) cannot block the real message
+    got = rejected(inbox_for(spec), caplog, other)  # on node 1's own channel: its own loss
+    assert "wrong run id" in got.rejected[1]
 
 
 def test_rejects_old_round(caplog):
@@ -226,7 +231,8 @@ def test_rejects_a_node_that_is_not_an_in_neighbour_at_that_round(caplog):
     spec = WireSpec.from_tree(tree())
     inbox = Inbox(0, 4, RUN)
     inbox.expect(Kind.WIRE, spec, senders=lambda r: {1} if r % 2 == 0 else {2})
-    got = rejected(inbox, caplog, frames_of(spec, tree(), sender=2, round_=0), peers=(1,))
+    frames = frames_of(spec, tree(), sender=2, round_=0)
+    got = rejected(inbox, caplog, frames, peers=(1,), channel=2)
     assert "node 2 is not an in-neighbour of node 0 at round 0" in got.rejections[0].reason
     for sender, round_ in ((1, 0), (2, 1)):  # each in its own round
         for f in frames_of(spec, tree(), sender=sender, round_=round_):
