@@ -18,8 +18,12 @@ reader thread that validates every header, the bound sender included (a frame
 claiming another sender is rejected, :func:`dfl.transport.validate.addressing_problem`),
 then reads the chunk straight into the reassembly buffer (``recv_into``, no copy)
 and verifies it (:class:`~dfl.transport.inbox.Inbox`). A node keeps at most
-:data:`MAX_CONNECTIONS_PER_PEER` connections per peer (a newer one closes the
-oldest). A frame whose header fails its checksum closes the connection (its
+:data:`MAX_CONNECTIONS_PER_PEER` connections per peer: a newer one closes the
+one idle longest if it has been idle :data:`IDLE_EVICT_S` (a stale connection left by a
+restart), else it is refused, so a member's own extra connections never cut off one
+that is carrying its messages; a sender checks that its connection is still open
+before each message, and resends a message once on a new connection if the old one
+broke while it was written. A frame whose header fails its checksum closes the connection (its
 length cannot be trusted); the sender reconnects with its next message.
 
 Without credentials (``transport.insecure=true``) connections are plain TCP,
@@ -36,6 +40,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -70,6 +75,8 @@ RECONNECT_TIMEOUT_S = 1.0
 messages to it are dropped for as long again (a dead peer must not build a backlog)."""
 MAX_CONNECTIONS_PER_PEER = 2
 """Authenticated connections kept per peer (a reconnect may overlap the old one)."""
+IDLE_EVICT_S = 1.0
+"""A peer's connection idle this long may be closed for a newer one over the cap."""
 COALESCE_BYTES = 65536
 """TLS: buffers smaller than this are joined before they are written (fewer records)."""
 
@@ -196,6 +203,23 @@ def recv_checksum_into(
     return hasher.digest()
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the peer has closed ``sock`` (checked without blocking, before a write:
+    data written to a connection the peer closed is lost without an error)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""  # the listener never sends data; TLS tickets are consumed
+    except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
 class _Peer:
     """The outgoing connection to one peer and its sender thread."""
 
@@ -305,19 +329,33 @@ class _Peer:
             frames = self.queue.get()
             if frames is None:
                 break
-            if self.sock is None:
-                self.sock = self._connect()
-                if self.sock is None:
-                    self.t.undelivered += 1
-                    continue
-            try:
-                for frame in frames:
-                    self.t.prefetch(frame)
-                    send_all(self.sock, frame)
-            except OSError as e:
-                log.warning("node %d lost a message to node %d: %s", self.t.node_id, self.peer, e)
-                self.t.undelivered += 1
+            if self.sock is not None and closed_by_peer(self.sock):
                 self._drop()
+            for attempt in range(2):  # a connection that broke mid-message: once more, anew
+                if self.sock is None:
+                    self.sock = self._connect()
+                    if self.sock is None:
+                        self.t.undelivered += 1
+                        break
+                try:
+                    for frame in frames:
+                        self.t.prefetch(frame)
+                        send_all(self.sock, frame)
+                    break
+                except OSError as e:
+                    self._drop()
+                    if attempt:
+                        log.warning(
+                            "node %d lost a message to node %d: %s", self.t.node_id, self.peer, e
+                        )
+                        self.t.undelivered += 1
+                    else:
+                        log.info(
+                            "node %d resends a message to node %d on a new connection: %s",
+                            self.t.node_id,
+                            self.peer,
+                            e,
+                        )
         self._drop(graceful=True)
 
     def _drop(self, graceful: bool = False) -> None:
@@ -401,6 +439,7 @@ class TcpTransport(FramedTransport):
         self.undelivered = 0
         self._peers: dict[int, _Peer] = {}
         self._lock = threading.Lock()
+        self._active: dict[socket.socket, float] = {}  # connection → its last header
         self._readers: dict[int, list[tuple[threading.Thread, socket.socket]]] = {}
         # Checksums the next chunk of a message while the current one is sent.
         self._crc_pool = concurrent.futures.ThreadPoolExecutor(1, f"dfl-tcp-crc-{node_id}")
@@ -471,15 +510,28 @@ class TcpTransport(FramedTransport):
                 conn.close()
                 return
             live = [(t, s) for t, s in self._readers.get(sender, []) if t.is_alive()]
-            while len(live) >= MAX_CONNECTIONS_PER_PEER:
-                _, old = live.pop(0)
+            if len(live) >= MAX_CONNECTIONS_PER_PEER:
+                now = time.monotonic()
+                idle = min(live, key=lambda e: self._active.get(e[1], 0.0))
+                if now - self._active.get(idle[1], 0.0) < IDLE_EVICT_S:
+                    log.info(
+                        "node %d refuses another connection of node %d (%d open, all active)",
+                        self.node_id,
+                        sender,
+                        len(live),
+                    )
+                    with contextlib.suppress(OSError):
+                        conn.close()
+                    return
+                live.remove(idle)
                 log.info(
-                    "node %d closes an older connection of node %d (a newer one arrived)",
+                    "node %d closes an idle connection of node %d (a newer one arrived)",
                     self.node_id,
                     sender,
                 )
                 with contextlib.suppress(OSError):
-                    old.shutdown(socket.SHUT_RDWR)
+                    idle[1].shutdown(socket.SHUT_RDWR)
+            self._active[conn] = time.monotonic()
             live.append((thread, conn))
             self._readers[sender] = live
         thread.start()
@@ -491,6 +543,7 @@ class TcpTransport(FramedTransport):
             self.inbox.channel_opened(sender)
             while not self.closing.is_set():
                 recv_into(conn, memoryview(header))
+                self._active[conn] = time.monotonic()
                 slot = self.inbox.begin(header, sender=sender)
                 if slot is None:
                     log.warning(
@@ -524,6 +577,7 @@ class TcpTransport(FramedTransport):
                 log.debug("node %d: connection from node %s ended: %s", self.node_id, sender, e)
         finally:
             conn.close()
+            self._active.pop(conn, None)
             if sender is not None and not self.closing.is_set():
                 self.inbox.channel_closed(sender)
 

@@ -1,7 +1,7 @@
 """Soak (issue 13): 4 tcp nodes × 200 rounds while one authenticated member floods
 junk at its full rate and an outsider opens connections in a bounded loop.
 
-Node 3 (a member: it holds the run's transport secret) opens a second connection
+Node 3 (a member: it holds its own run-CA certificate and key) opens a second connection
 to node 0, authenticated as itself, and floods it with frames of a round past
 every window, with now and then a garbage header (node 0 drops that connection;
 node 3 reconnects). An outsider opens 300 connections to node 1, each sending
@@ -24,8 +24,8 @@ from dfl.experiment import build_experiment
 from dfl.node import build_program, run_in_process
 from dfl.node.setup import run_id
 from dfl.transport import Kind, encode_payload, run_digest
-from dfl.transport.auth import NONCE_NBYTES, proof
 from dfl.transport.factory import TcpNetwork
+from dfl.transport.tls import TlsCredentials, client_context
 from dfl.transport.wire import FORMAT_VERSION, Header, frame_bytes
 from tests.node.common import assert_equal, compose_config, node_params
 from tests.transport.forge import reheader
@@ -51,15 +51,14 @@ class LogBytes(logging.Handler):
         self.nbytes += len(self.format(record)) + 1
 
 
-def authenticated(address, secret: bytes, run: bytes, sender: int, recipient: int):
-    """A connection to ``recipient`` that passed the handshake as ``sender``."""
-    s = socket.create_connection(address, timeout=10)
+def authenticated(address, keys: TlsCredentials, run: bytes, sender: int, recipient: int):
+    """A mutual-TLS connection to ``recipient`` on ``sender``'s own certificate, HELLO sent."""
+    raw = socket.create_connection(address, timeout=10)
+    s = client_context(keys).wrap_socket(raw, server_hostname=f"dfl-node-{recipient}")
     hello = Header(
         FORMAT_VERSION, Kind.HELLO, 0, sender, recipient, 0, run, b"\0" * 16, 0, 0, 1, 0, 0, 0
     )
     s.sendall(hello.pack())
-    nonce = s.recv(NONCE_NBYTES, socket.MSG_WAITALL)
-    s.sendall(proof(secret, run, sender, recipient, nonce))
     return s
 
 
@@ -95,10 +94,10 @@ def test_flood_and_connection_loop_change_nothing(monkeypatch):
         while not networks and not stop.is_set():
             time.sleep(0.01)
         net = networks[0]
-        assert net.secret is not None
+        keys = net._credentials[3]  # node 3's own credentials (the run's in-memory CA)
         while not stop.is_set():
             try:
-                s = authenticated(net.addresses[0], net.secret, run, 3, 0)
+                s = authenticated(net.addresses[0], keys, run, 3, 0)
                 for i in range(20_000):
                     if stop.is_set():
                         break
