@@ -156,9 +156,9 @@ def make_chunk(
 
     Runs rounds ``start .. start + count - 1`` (0-based; ``count ≤ gossip.length``)
     and returns ``(state, dropped, rows)``: ``dropped`` the DP-SGD examples cut so
-    far, ``rows`` a dict of ``[gossip.length]`` buffers (row
-    ``i``: round ``start + i``) holding :func:`record_fields`, the evaluation
-    (zeros on rounds not evaluated) and the cumulative ``dp_dropped_examples``.
+    far, ``rows`` a dict of ``[gossip.length]`` buffers (row ``i``: round
+    ``start + i``) holding :func:`record_fields`, the evaluation (zeros on rounds
+    not evaluated) and the cumulative ``dp_dropped_examples``.
     ``table`` is :meth:`ChunkGossip.table`'s; ``data`` is ``(train, test,
     local_test)``, passed in so that no data set becomes a compile-time constant.
     ``replicated``: the layout ``dropped`` and ``rows`` are returned in (with a node
