@@ -21,10 +21,11 @@ schedules get the chunk's rounds stacked on the host), evaluation runs under a
 ``lax.cond`` on the evaluated rounds, and each round's record fields land in
 fixed-size device buffers (:data:`CHUNK_ROUNDS` rows, so no chunk length ever
 recompiles) that are copied to the host once per chunk (replicated first where
-the node axis is sharded, so every host holds them). Records are the per-round
-path's, value for value (``tests/sim/test_loop.py``; ``train_loss`` is a
-:func:`node_mean`, summed in the same order in every program), except
-``wall_time``: a chunk's rounds share its measured time evenly, and
+the node axis is sharded, so every host holds them); the next chunk is dispatched
+before the host reads them, so building and writing records overlaps the device.
+Records are the per-round path's, value for value (``tests/sim/test_loop.py``;
+``train_loss`` is a :func:`node_mean`, summed in the same order in every program),
+except ``wall_time``: a chunk's rounds share its measured time evenly, and
 ``compile_time`` times the chunk's compilation.
 
 Extra per-round fields: every scalar (0-d) entry of a round's ``info`` (the
