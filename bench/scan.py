@@ -13,9 +13,12 @@ The default preset (``+experiment=ring_dsgd_digits``: 16 nodes on a ring, MLP
   every ``eval_every`` rounds, nothing returned to the host but the metrics at the end.
 
 Per-round time of the runner = (the last record's ``wall_time`` − ``compile_time``)
-/ rounds; of ``bare``, one timed call (compiled beforehand) / rounds. It prints the
-ratios ``scan/bare`` (target ≤ 1.25) and ``each/bare`` and one JSON line per
-``eval_every``.
+/ rounds; of ``bare``, one timed call (compiled beforehand) / rounds. Each runner
+time is divided by the mean of the bare times measured just before and after it
+(so that a change in a shared machine's load cancels), and the table shows the
+medians of these ratios, ``scan/bare`` (target ≤ 1.25) and ``each/bare``, the
+median times, and the 1-minute load average; one JSON line per ``eval_every``
+follows.
 
 Usage: ``python bench/scan.py [--rounds 300] [--reps 3] [--nodes 16]``
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -95,7 +99,7 @@ def bare_seconds(compiled, state, sim: Simulation, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--nodes", type=int, default=16)
     args = parser.parse_args()
     if args.rounds % 10:
@@ -114,20 +118,28 @@ def main() -> None:
     for eval_every in (1, 10):
         bare = make_bare(sim, state, args.rounds, eval_every)
         times: dict[str, list[float]] = {"scan": [], "each": [], "bare": []}
+        ratios: dict[str, list[float]] = {"scan": [], "each": []}
         for _ in range(args.reps):
-            times["bare"].append(bare_seconds(bare, state, sim, args.rounds))
-            times["scan"].append(runner_seconds(sim, state, eval_every, scan=True))
-            times["each"].append(runner_seconds(sim, state, eval_every, scan=False))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"nodes": args.nodes, "eval_every": eval_every})
-        rows[-1].update({f"{k}_s": v for k, v in med.items()})
-    header = ("eval_every", "bare ms", "scan ms", "each ms", "scan/bare", "each/bare")
+            # Each runner time over the mean of the bare times just before and after it,
+            # so that a change in the machine's load cancels in the ratio.
+            before = bare_seconds(bare, state, sim, args.rounds)
+            for name in ("scan", "each"):
+                times[name].append(runner_seconds(sim, state, eval_every, scan=name == "scan"))
+                after = bare_seconds(bare, state, sim, args.rounds)
+                ratios[name].append(times[name][-1] / ((before + after) / 2))
+                times["bare"].append(before)
+                before = after
+        row = {"nodes": args.nodes, "eval_every": eval_every, "load": os.getloadavg()[0]}
+        row.update({f"{k}_s": statistics.median(v) for k, v in times.items()})
+        row.update({f"{k}_ratio": statistics.median(v) for k, v in ratios.items()})
+        rows.append(row)
+    header = ("eval_every", "bare ms", "scan ms", "each ms", "scan/bare", "each/bare", "load")
     print(" ".join(f"{h:>10}" for h in header))
     for r in rows:
         print(
             f"{r['eval_every']:>10} {1e3 * r['bare_s']:>10.3f} {1e3 * r['scan_s']:>10.3f} "
-            f"{1e3 * r['each_s']:>10.3f} {r['scan_s'] / r['bare_s']:>10.2f} "
-            f"{r['each_s'] / r['bare_s']:>10.2f}"
+            f"{1e3 * r['each_s']:>10.3f} {r['scan_ratio']:>10.2f} {r['each_ratio']:>10.2f} "
+            f"{r['load']:>10.1f}"
         )
     for r in rows:
         print(json.dumps(r))

@@ -21,10 +21,11 @@ schedules get the chunk's rounds stacked on the host), evaluation runs under a
 ``lax.cond`` on the evaluated rounds, and each round's record fields land in
 fixed-size device buffers (:data:`CHUNK_ROUNDS` rows, so no chunk length ever
 recompiles) that are copied to the host once per chunk (replicated first where
-the node axis is sharded, so every host holds them). Records are the per-round
-path's, value for value (``tests/sim/test_loop.py``; ``train_loss`` is a
-:func:`node_mean`, summed in the same order in every program), except
-``wall_time``: a chunk's rounds share its measured time evenly, and
+the node axis is sharded, so every host holds them); the next chunk is dispatched
+before the host reads them, so building and writing records overlaps the device.
+Records are the per-round path's, value for value (``tests/sim/test_loop.py``;
+``train_loss`` is a :func:`node_mean`, summed in the same order in every program),
+except ``wall_time``: a chunk's rounds share its measured time evenly, and
 ``compile_time`` times the chunk's compilation.
 
 Extra per-round fields: every scalar (0-d) entry of a round's ``info`` (the
@@ -156,9 +157,9 @@ def make_chunk(
 
     Runs rounds ``start .. start + count - 1`` (0-based; ``count ≤ gossip.length``)
     and returns ``(state, dropped, rows)``: ``dropped`` the DP-SGD examples cut so
-    far, ``rows`` a dict of ``[gossip.length]`` buffers (row
-    ``i``: round ``start + i``) holding :func:`record_fields`, the evaluation
-    (zeros on rounds not evaluated) and the cumulative ``dp_dropped_examples``.
+    far, ``rows`` a dict of ``[gossip.length]`` buffers (row ``i``: round
+    ``start + i``) holding :func:`record_fields`, the evaluation (zeros on rounds
+    not evaluated) and the cumulative ``dp_dropped_examples``.
     ``table`` is :meth:`ChunkGossip.table`'s; ``data`` is ``(train, test,
     local_test)``, passed in so that no data set becomes a compile-time constant.
     ``replicated``: the layout ``dropped`` and ``rows`` are returned in (with a node
@@ -222,6 +223,23 @@ def chunk_end(round_: int, rounds: int, budget: int, saver: Checkpointer | None)
     return end
 
 
+@dataclasses.dataclass
+class Dispatched:
+    """A chunk handed to the device whose rows the host has not read yet.
+
+    Attributes:
+      first: rounds done before it.
+      count: the rounds it runs.
+      dispatched: when it was handed over (``time.perf_counter``).
+      rows: its row buffers (device arrays, maybe not ready).
+    """
+
+    first: int
+    count: int
+    dispatched: float
+    rows: Any
+
+
 def run_scanned(
     sim: Simulation,
     state: Any,
@@ -236,10 +254,14 @@ def run_scanned(
     """Runs rounds ``at.round .. cfg.rounds`` in compiled chunks; returns ``(state,
     compile_time)``.
 
+    The next chunk is dispatched before the host reads the previous one's rows and
+    builds its records, so the host's work overlaps the device's; a chunk that ends
+    at a checkpoint is read and saved before the next one starts.
+
     Args:
       sim: the simulation.
       state: the stacked state after ``at.round`` rounds.
-      at: the progress so far (updated in place after every chunk).
+      at: the progress so far (updated in place as each chunk's records are built).
       nbytes: bytes of one message to one out-neighbour.
       record_of: ``record_of(round, wall_time=, compile_time=, fields=, evaluation=)``
         builds an evaluated round's record from ``at`` (as the per-round path does).
@@ -261,33 +283,46 @@ def run_scanned(
         state, dropped, jnp.int32(at.round), jnp.int32(1), *limits, table, data
     ).compile()
     compile_time = time.perf_counter() - start_time
-    budget = FIRST_CHUNK
-    while at.round < cfg.rounds:
-        first = at.round
-        end = chunk_end(first, cfg.rounds, min(budget, gossip.length), saver)
-        count = end - first
-        began = time.perf_counter()
-        table = gossip.table(first, count)
-        state, dropped, rows = compiled(
-            state, dropped, jnp.int32(first), jnp.int32(count), *limits, table, data
-        )
-        rows = jax.device_get(rows)
+    last_done = time.perf_counter()  # when the device last finished a chunk (an estimate)
+
+    def finish(job: Dispatched) -> float:
+        """Reads ``job``'s rows, builds and emits its records; returns seconds per round."""
+        nonlocal last_done
+        rows = jax.device_get(job.rows)
         now = time.perf_counter()
+        began = max(job.dispatched, last_done)
         fields = [k for k in rows if k not in zeros and k != "dp_dropped_examples"]
-        for i, t in enumerate(range(first + 1, end + 1)):
+        for i, t in enumerate(range(job.first + 1, job.first + job.count + 1)):
             at.round, at.bytes_sent = t, at.bytes_sent + nbytes * gossip.degree(t - 1)
             at.dropped = int(rows["dp_dropped_examples"][i])
             if is_eval_round(t, cfg.rounds, cfg.eval_every):
                 record = record_of(
                     t,
-                    wall_time=began - start_time + (now - began) * (i + 1) / count,
+                    wall_time=began - start_time + (now - began) * (i + 1) / job.count,
                     compile_time=compile_time,
                     fields={k: rows[k][i] for k in fields},
                     evaluation={k: rows[k][i] for k in zeros},
                 )
                 emit(record)
-        advance(count)
-        if saver is not None and saver.due(at.round, cfg.rounds):
-            saver.save(at.round, state, meta=at.meta())
-        budget = int(CHUNK_SECONDS * count / max(now - began, 1e-9))
+        advance(job.count)
+        last_done = now
+        return max(now - began, 1e-9) / job.count
+
+    planned, budget = at.round, FIRST_CHUNK  # rounds dispatched; the next chunk's length
+    pending: Dispatched | None = None
+    while planned < cfg.rounds or pending is not None:
+        saving = pending is not None and saver is not None and saver.due(planned, cfg.rounds)
+        launched = None
+        if planned < cfg.rounds and not saving:
+            end = chunk_end(planned, cfg.rounds, min(budget, gossip.length), saver)
+            table = gossip.table(planned, end - planned)
+            dispatched = time.perf_counter()
+            first, count = jnp.int32(planned), jnp.int32(end - planned)
+            state, dropped, rows = compiled(state, dropped, first, count, *limits, table, data)
+            launched, planned = Dispatched(planned, end - planned, dispatched, rows), end
+        if pending is not None:
+            budget = max(1, int(CHUNK_SECONDS / finish(pending)))
+            if saving and saver is not None:
+                saver.save(at.round, state, meta=at.meta())
+        pending = launched
     return state, compile_time
