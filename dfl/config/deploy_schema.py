@@ -140,6 +140,9 @@ class TransportConfig:
       revoke_after_rejected: pilot: revoke trust with a member after this many
         rejected frames from it and refuse its frames from then on (0: never).
       send_timeout_s: pilot: how long a message is retried before it is lost.
+      down_after_missed: a peer whose messages missed this many deadlines in a
+        row is down (not waited for) until its next valid message; the network
+        model (:mod:`dfl.network`) applies the same rule to virtual deadlines.
     """
 
     name: str = "loopback"
@@ -162,6 +165,7 @@ class TransportConfig:
     rendezvous_bin: str = ""
     revoke_after_rejected: int = 0
     send_timeout_s: float = 30.0
+    down_after_missed: int = 3
 
 
 @dataclasses.dataclass

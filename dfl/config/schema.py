@@ -15,6 +15,7 @@ from dfl.config.choices import ModelInit
 from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
 from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
+from dfl.config.network_schema import NetworkConfig
 from dfl.config.privacy_schema import PrivacyConfig
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 
@@ -86,6 +87,7 @@ class Config:
       compression: the compressor of the messages (algorithms that compress).
       privacy: DP-SGD at every node and its accounting.
       sim: simulation-runner switches.
+      network: the network model (virtual time and faults; ``ideal``: none).
       node, transport: the deployed node and how nodes exchange messages.
       checkpoint: periodic orbax checkpoints (simulation and nodes).
       resume: a checkpoint directory to continue a run from (``+resume=PATH``).
@@ -103,6 +105,7 @@ class Config:
     compression: CompressionConfig = dataclasses.field(default_factory=CompressionConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     plot: str = ""
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)

@@ -35,6 +35,7 @@ from dfl.metrics import (
     run_metadata,
 )
 from dfl.metrics.display import print_table, round_progress, summary_table
+from dfl.network.sim import algorithm_state, network_round, record_fields
 from dfl.resume import restore_run
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
@@ -159,6 +160,7 @@ class Simulation:
 
     def evaluation(self, state: Any) -> dict[str, jax.Array]:
         """The evaluation metrics of ``state`` (per-node ``accuracy`` left out)."""
+        state = algorithm_state(state)
         metrics = self.evaluate(state, *self.test)
         if self.local_test is not None:
             metrics.update(self.evaluate_local(state, self.local_test))
@@ -169,14 +171,17 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     """The :class:`Simulation` of ``exp`` and its initial stacked state (placed on the mesh)."""
     mixer = pick_mixer(exp, cfg.sim.gossip)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
+    fed = exp.federated
+    state = init_state(exp)
+    # A network model (cfg.network not ideal): the dense mixer, carry = (state, network).
+    round_impl, mixer, state = network_round(exp, mixer, state)
+    round_impl = round_impl or make_round(exp.algorithm, mixer)
     # Sharded: pin every output (all have a leading node axis) to the node layout.
     round_fn = jax.jit(
-        make_round(exp.algorithm, mixer),
+        round_impl,
         donate_argnums=(0,),
         out_shardings=None if mesh is None else node_sharding(mesh),
     )
-    fed = exp.federated
-    state = init_state(exp)
     train, test, local_test = fed.train, (fed.test_x, fed.test_y), fed.local_test
     if mesh is not None:
         state, train, local_test = shard_nodes((state, train, local_test), mesh)
@@ -274,7 +279,7 @@ def simulate(
     try:
         state, at = restore(resume, state, cfg.rounds, workdir)
         first = sim.batches(0)
-        nbytes = message_bytes(exp, state, first[0])
+        nbytes = message_bytes(exp, algorithm_state(state), first[0])
         if workdir is not None:
             writer = MetricsWriter(workdir, append=at.round > 0)
             write_metadata(workdir, exp, nbytes)
@@ -326,6 +331,8 @@ def run_rounds(
             state, info = compiled(state, batches, w, exp.stream(ALGORITHM_STREAM, t))
             at.round, at.bytes_sent = t + 1, at.bytes_sent + nbytes * out_degree
             if is_eval_round(at.round, cfg.rounds, cfg.eval_every):
+                network = record_fields(info, nbytes)  # {} with network=ideal
+                at.bytes_sent = network.pop("bytes_sent_per_node", at.bytes_sent)
                 record = metrics_record(
                     at.round,
                     wall_time=time.perf_counter() - start,
@@ -334,6 +341,7 @@ def run_rounds(
                     evaluation=sim.evaluation(state),
                     bytes_sent_per_node=at.bytes_sent,
                     **privacy_metrics(exp, at.round, at.dropped),
+                    **network,
                 )
                 records.append(record)
                 if writer is not None:
@@ -343,7 +351,7 @@ def run_rounds(
             bar.advance(task)
             if saver is not None and saver.due(at.round, cfg.rounds):
                 saver.save(at.round, state, meta=at.meta())
-    return Result(records, state, exp, compile_time)
+    return Result(records, algorithm_state(state), exp, compile_time)
 
 
 def print_summary(result: Result) -> None:

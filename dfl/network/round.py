@@ -1,0 +1,110 @@
+"""The simulation's round over a network model: one jitted function, no loop over nodes.
+
+:func:`make_network_round` wraps :func:`dfl.sim.round.make_round`: it advances the
+network (:func:`dfl.network.clock.step` with ``jax.numpy``) over the round's dense
+``W``, then runs step → exchange → combine with the round's delivery mask
+(``RENORMALIZE``: lost and late messages are renormalised away, an offline node
+keeps its state) or unmasked (``WAIT``: nothing is lost, the network only costs
+time). The carry is :class:`Carry`, the algorithm state and the network's.
+
+Per-round fields flow through ``info`` (shape ``[N]``, per node, as ``loss``), so any
+loop over rounds picks them up (:func:`record_fields` turns them into a record's):
+``sim_time`` (each node's clock), ``messages_missing``, ``retransmissions``,
+``messages_sent`` (cumulative per node) and ``nodes_online`` (this round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfl.algorithms.base import Algorithm, MissingRule
+from dfl.network import clock
+from dfl.network.model import NetworkModel
+from dfl.sim.round import make_round
+
+NETWORK_INFO = ("sim_time", "messages_missing", "retransmissions", "messages_sent", "nodes_online")
+"""The ``info`` keys a network round adds."""
+
+
+class Carry(NamedTuple):
+    """The state a network round carries: the algorithm's and the network's."""
+
+    state: Any
+    net: clock.NetState
+
+
+def algorithm_state(state: Any) -> Any:
+    """The algorithm state of a round's carry (``state`` itself without a network)."""
+    return state.state if isinstance(state, Carry) else state
+
+
+def keep_where(online: jax.Array, new: Any, old: Any) -> Any:
+    """Per node, ``new`` where ``online`` else ``old`` (PRNG keys by their key data)."""
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            data = pick(jax.random.key_data(a), jax.random.key_data(b))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+        mask = online.reshape(online.shape + (1,) * (a.ndim - 1))
+        return jnp.where(mask, a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def make_network_round(
+    algorithm: Algorithm, exchange: Any, model: NetworkModel
+) -> Callable[..., tuple[Carry, dict[str, jax.Array]]]:
+    """Builds ``round(carry, batches, w_data, key) -> (carry, info)``.
+
+    Args:
+      algorithm: the per-node algorithm.
+      exchange: the dense mixer (its data ``{"W": [N, N]}`` gives the round's graph).
+      model: the run's network.
+    """
+    base = make_round(algorithm, exchange)
+    wait = algorithm.missing_rule == MissingRule.WAIT
+    if wait != model.wait:
+        raise ValueError(f"the network model was built for wait={model.wait}, {algorithm.name!r}")
+
+    def round_fn(carry: Carry, batches: Any, w_data: Any, key: jax.Array):
+        adjacency = w_data["W"] != 0
+        net, out = clock.step(jnp, model, carry.net, adjacency)
+        if wait:
+            state, info = base(carry.state, batches, w_data, key)
+        else:
+            new, info = base(carry.state, batches, w_data, key, delivered=out.delivered)
+            state = keep_where(out.online, new, carry.state)
+        info = {
+            **info,
+            "sim_time": net.clock,
+            "messages_missing": net.missing,
+            "retransmissions": net.retransmissions,
+            "messages_sent": net.sent,
+            "nodes_online": out.online.astype(jnp.int32),
+        }
+        return Carry(state, net), info
+
+    return round_fn
+
+
+def record_fields(info: Mapping[str, Any], message_bytes: int) -> dict[str, Any]:
+    """A record's network fields from a network round's ``info`` (``{}`` without them).
+
+    ``sim_time`` is the slowest node's clock, the counters are sums over nodes (as a
+    deployment's combined record), ``bytes_sent_per_node`` the mean bytes sent.
+    """
+    if "sim_time" not in info:
+        return {}
+    sent = np.asarray(info["messages_sent"])
+    return {
+        "bytes_sent_per_node": float(message_bytes * sent.sum() / sent.shape[0]),
+        "sim_time": float(np.max(np.asarray(info["sim_time"]))),
+        "messages_missing": int(np.sum(np.asarray(info["messages_missing"]))),
+        "retransmissions": int(np.sum(np.asarray(info["retransmissions"]))),
+        "nodes_online": int(np.sum(np.asarray(info["nodes_online"]))),
+    }
