@@ -7,6 +7,11 @@ network (:func:`dfl.network.clock.step` with ``jax.numpy``) over the round's den
 keeps its state) or unmasked (``WAIT``: nothing is lost, the network only costs
 time). The carry is :class:`Carry`, the algorithm state and the network's.
 
+Two exchange forms carry the mask: the dense mixer (``apply(..., delivered=)``)
+and the sparse mixer, whose per-edge data the round renormalises itself
+(:func:`mask_sparse`: ``K · N · P`` instead of ``N² · P``; a network run picks it
+unless ``sim.gossip=dense`` or the schedule is random).
+
 Per-round fields flow through ``info`` (shape ``[N]``, per node, as ``loss``), so any
 loop over rounds picks them up (:func:`record_fields` turns them into a record's):
 ``sim_time`` (each node's clock), ``messages_missing``, ``retransmissions``,
@@ -56,6 +61,28 @@ def keep_where(online: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(pick, new, old)
 
 
+def adjacency_of(form: str, data: Any, n: int) -> jax.Array:
+    """The round's graph, bool ``[N, N]`` (``[i, j]``: ``i`` mixes ``j``), from mixer data."""
+    if form == "dense":
+        return data["W"] != 0
+    rows = jnp.broadcast_to(jnp.arange(n)[:, None], data["index"].shape)
+    live = data["weight"] != 0
+    return jnp.zeros((n, n), bool).at[rows, data["index"]].max(live)
+
+
+def mask_sparse(data: dict[str, jax.Array], delivered: jax.Array) -> dict[str, jax.Array]:
+    """Sparse mixer data under the ``RENORMALIZE`` rule for ``delivered`` (bool ``[N, N]``).
+
+    A slot ``k`` of row ``i`` keeps its weight if ``delivered[i, index[i, k]]``; the weight
+    of the others moves to ``self[i]`` (as :func:`dfl.gossip.dense.renormalize`).
+    """
+    rows = jnp.arange(delivered.shape[0])[:, None]
+    kept = delivered[rows, data["index"]]
+    weight = data["weight"]
+    masked = jnp.where(kept, weight, jnp.zeros_like(weight))
+    return {**data, "self": data["self"] + jnp.sum(weight - masked, axis=1), "weight": masked}
+
+
 def make_network_round(
     algorithm: Algorithm, exchange: Any, model: NetworkModel
 ) -> Callable[..., tuple[Carry, dict[str, jax.Array]]]:
@@ -63,21 +90,27 @@ def make_network_round(
 
     Args:
       algorithm: the per-node algorithm.
-      exchange: the dense mixer (its data ``{"W": [N, N]}`` gives the round's graph).
+      exchange: the dense or the sparse mixer (its data gives the round's graph).
       model: the run's network.
     """
+    form = getattr(exchange, "form", None)
+    if form not in ("dense", "sparse"):
+        raise ValueError(f"a network round needs the dense or sparse mixer, got form={form!r}")
     base = make_round(algorithm, exchange)
     wait = algorithm.missing_rule == MissingRule.WAIT
     if wait != model.wait:
         raise ValueError(f"the network model was built for wait={model.wait}, {algorithm.name!r}")
 
     def round_fn(carry: Carry, batches: Any, w_data: Any, key: jax.Array):
-        adjacency = w_data["W"] != 0
+        adjacency = adjacency_of(form, w_data, model.n)
         net, out = clock.step(jnp, model, carry.net, adjacency)
         if wait:
             state, info = base(carry.state, batches, w_data, key)
         else:
-            new, info = base(carry.state, batches, w_data, key, delivered=out.delivered)
+            if form == "dense":
+                new, info = base(carry.state, batches, w_data, key, delivered=out.delivered)
+            else:
+                new, info = base(carry.state, batches, mask_sparse(w_data, out.delivered), key)
             state = keep_where(out.online, new, carry.state)
         info = {
             **info,

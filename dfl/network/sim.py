@@ -54,7 +54,7 @@ def network_round(exp: Experiment, mixer: Any, state: Any) -> tuple[Any, Any, An
     """``(round, mixer, state)`` for ``exp``'s network.
 
     ``ideal``: ``(None, mixer, state)`` unchanged (the caller builds today's round).
-    Otherwise the network round over the dense mixer and the :class:`Carry` of
+    Otherwise the network round over the :func:`mask_form` mixer and the :class:`Carry` of
     ``state`` and the network's initial state.
 
     Raises:
@@ -68,6 +68,14 @@ def network_round(exp: Experiment, mixer: Any, state: Any) -> tuple[Any, Any, An
     if cfg.sim.shard_nodes:
         raise ValueError("network models do not support sim.shard_nodes yet (network=ideal does)")
     model = network_model(exp, simulated_message_bytes(exp, state))
-    dense = make_mixer(exp.schedule, form="dense")
-    round_fn = make_network_round(exp.algorithm, dense, model)
-    return round_fn, dense, Carry(state, clock.init(jax.numpy, exp.n))
+    masked = make_mixer(exp.schedule, form=mask_form(exp))
+    round_fn = make_network_round(exp.algorithm, masked, model)
+    return round_fn, masked, Carry(state, clock.init(jax.numpy, exp.n))
+
+
+def mask_form(exp: Experiment) -> str:
+    """The mixer form of a network run: ``dense`` if ``sim.gossip=dense`` or the schedule
+    is random (no fixed neighbour-list width), else ``sparse`` (``K · N · P``)."""
+    if exp.config.sim.gossip == "dense" or exp.schedule.period is None:
+        return "dense"
+    return "sparse"

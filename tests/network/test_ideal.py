@@ -27,7 +27,7 @@ def strip(records, extra=()):
 def test_lossless_model_equals_the_ideal_runner(algorithm):
     cfg, opt = compose_config(f"algorithm={algorithm}", "sim.gossip=dense")
     ideal = simulate(cfg, opt)
-    lossy_cfg, _ = compose_config(f"algorithm={algorithm}", *LOSSLESS)
+    lossy_cfg, _ = compose_config(f"algorithm={algorithm}", "sim.gossip=dense", *LOSSLESS)
     lossy = simulate(lossy_cfg, opt)
     assert not NETWORK_KEYS & set(ideal.records[-1])  # ideal compiles today's round
     assert_equal(lossy.state, ideal.state)
@@ -40,8 +40,8 @@ def test_lossless_model_equals_the_ideal_runner(algorithm):
     assert last["sim_time"] == pytest.approx(20 * (0.02 + 0.001 + nbytes / 1e7), rel=1e-5)
 
 
-def test_ideal_with_the_auto_kernel_matches_the_masked_path():
-    cfg, opt = compose_config()  # sim.gossip=auto: another exact kernel than dense
+def test_ideal_with_the_auto_kernel_matches_the_sparse_masked_path():
+    cfg, opt = compose_config()  # sim.gossip=auto: circulant here; the network run: sparse
     ideal = simulate(cfg, opt)
     lossy_cfg, _ = compose_config(*LOSSLESS)
     lossy = simulate(lossy_cfg, opt)
