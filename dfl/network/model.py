@@ -58,6 +58,11 @@ class NetworkModel:
     uplink: np.ndarray | None
     retransmit_thresholds: np.ndarray
 
+    @property
+    def max_offline(self) -> int:
+        """The most nodes offline in one round of the run."""
+        return int((~self.online).sum(axis=1).max(initial=0))
+
 
 def retransmit_thresholds(drop: float) -> np.ndarray:
     """``drop ** k`` (float32) for ``k ≥ 1`` while it exceeds the uniforms' resolution."""

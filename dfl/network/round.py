@@ -48,8 +48,16 @@ def algorithm_state(state: Any) -> Any:
     return state.state if isinstance(state, Carry) else state
 
 
-def keep_where(online: jax.Array, new: Any, old: Any) -> Any:
-    """Per node, ``new`` where ``online`` else ``old`` (PRNG keys by their key data)."""
+def keep_where(online: jax.Array, new: Any, old: Any, churn: bool = True) -> Any:
+    """Per node, ``new`` where ``online`` else ``old`` (PRNG keys by their key data).
+
+    One select over the state (a pass over every node's parameters: the main cost of
+    churn in the round; row copies of only the offline nodes, by scatter or a loop of
+    dynamic slices, measured slower on CPU). ``churn=False`` (no node is ever
+    offline) skips it.
+    """
+    if not churn:
+        return new
 
     def pick(a: jax.Array, b: jax.Array) -> jax.Array:
         if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
@@ -111,7 +119,7 @@ def make_network_round(
                 new, info = base(carry.state, batches, w_data, key, delivered=out.delivered)
             else:
                 new, info = base(carry.state, batches, mask_sparse(w_data, out.delivered), key)
-            state = keep_where(out.online, new, carry.state)
+            state = keep_where(out.online, new, carry.state, model.max_offline > 0)
         info = {
             **info,
             "sim_time": net.clock,
