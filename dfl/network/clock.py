@@ -12,7 +12,8 @@ docs/architecture.md, "Network model"). With ``c_i`` node ``i``'s clock when rou
 RENORMALIZE: ``j``'s message exists if not dropped and both are online; ``i``
 waits for every in-neighbour not down (missed ``down_after`` deadlines in a row)
 until ``send_i + deadline``; it combines when all of them arrived, else at the
-deadline, and uses the messages that arrived by then. WAIT: nothing is lost, ``i``
+deadline, and uses the messages that arrived by then; an offline node does nothing
+and rejoins at the earliest clock of its online in-neighbours. WAIT: nothing is lost, ``i``
 combines when its last in-neighbour's message arrived.
 """
 
@@ -124,7 +125,11 @@ def step(xp: Any, model: NetworkModel, net: NetState, adjacency: Any) -> tuple[N
         latest = xp.max(xp.where(expected, arrive, neg_inf), axis=1)
         combine = xp.where(all_in, xp.maximum(send, latest), deadline)
         delivered = ok & (arrive <= combine[:, None])
-        clock = xp.where(on, combine, deadline)
+        # An offline node rejoins with its neighbourhood: its clock moves to the earliest
+        # of its online in-neighbours' (it stays if none is online; never backwards).
+        rejoin = xp.min(xp.where(A & on[None, :], combine[None, :], f32(np.inf)), axis=1)
+        away = xp.where(xp.isfinite(rejoin), xp.maximum(net.clock, rejoin), net.clock)
+        clock = xp.where(on, combine, away)
         seen = A & on[:, None]
         missed = xp.where(seen, xp.where(delivered, 0, net.missed + 1), net.missed).astype(i32)
         missing_now = xp.sum((A & ~delivered).astype(i32), axis=1) * on.astype(i32)
