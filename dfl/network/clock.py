@@ -10,7 +10,8 @@ docs/architecture.md, "Network model"). With ``c_i`` node ``i``'s clock when rou
     arrive_ij = send_j + message_ij (+ k_ij · rto)  (k_ij retransmissions, WAIT)
 
 RENORMALIZE: ``j``'s message exists if not dropped and both are online; ``i``
-waits for every in-neighbour not down (missed ``down_after`` deadlines in a row)
+waits for every in-neighbour not down (missed ``down_after`` deadlines in a row;
+a message within the deadline, even one not waited for, ends it)
 until ``send_i + deadline``; it combines when all of them arrived, else at the
 deadline, and uses the messages that arrived by then; an offline node does nothing
 and rejoins at the earliest clock of its online in-neighbours. WAIT: nothing is lost, ``i``
@@ -131,7 +132,9 @@ def step(xp: Any, model: NetworkModel, net: NetState, adjacency: Any) -> tuple[N
         away = xp.where(xp.isfinite(rejoin), xp.maximum(net.clock, rejoin), net.clock)
         clock = xp.where(on, combine, away)
         seen = A & on[:, None]
-        missed = xp.where(seen, xp.where(delivered, 0, net.missed + 1), net.missed).astype(i32)
+        # Down until its next valid message: one within the deadline ends it, even if
+        # it came after this node had combined (not waited for, so missing this round).
+        missed = xp.where(seen, xp.where(in_time, 0, net.missed + 1), net.missed).astype(i32)
         missing_now = xp.sum((A & ~delivered).astype(i32), axis=1) * on.astype(i32)
         retx_now = xp.zeros(n, dtype=i32)
         sent_now = xp.sum(A.astype(i32), axis=0) * on.astype(i32)

@@ -113,3 +113,19 @@ def test_numpy_and_jit_agree_bit_for_bit():
         net, out = step(net, jnp.asarray(adjacency))
         for a, b in zip((*net, *out), (*net_np, *out_np), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_late_but_valid_message_ends_the_down_state():
+    # Node 2 is offline in rounds 0-1 (down at node 0 after 2 missed deadlines), rejoins
+    # at 2.0 and computes 0.3 s in round 2: node 0 (send 2.0) does not wait for it and
+    # combines at 2.0; its message arrives at 2.3, within node 0's deadline (3.0): not
+    # mixed, but node 2 is up again, so in round 3 node 0 waits for it (until 2.3).
+    online = np.ones((4, 3), bool)
+    online[:2, 2] = False
+    compute = np.zeros((4, 3))
+    compute[2, 2] = 0.3
+    model = hand_model(np.zeros((3, 3)), compute, deadline_s=1.0, online=online, down_after=2)
+    rounds = run(np, model, COMPLETE3, 4)
+    np.testing.assert_allclose([net.clock[0] for net, _ in rounds], [1.0, 2.0, 2.0, 2.3])
+    assert not rounds[2][1].delivered[0, 2] and rounds[2][0].missed[0, 2] == 0
+    assert rounds[3][1].delivered[0, 2]
