@@ -27,6 +27,17 @@ from dfl.config.store import conf_dir, register
 from dfl.sim.runner import simulate
 
 HERE = Path(__file__).resolve().parent
+KEEP = (
+    "round",
+    "sim_time",
+    "test_accuracy_mean",
+    "consensus_distance",
+    "bytes_sent_per_node",
+    "messages_missing",
+    "retransmissions",
+    "nodes_online",
+)
+"""The record keys kept in ``records.json``."""
 
 BASE = (
     "model=logreg",
@@ -89,7 +100,7 @@ def main() -> None:
                         "algorithm": algorithm,
                         "network": network,
                         "overrides": overrides,
-                        "records": result.records,
+                        "records": [{k: x[k] for k in KEEP} for x in result.records],
                     }
                 )
     (HERE / "records.json").write_text(json.dumps(out))
