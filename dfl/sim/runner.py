@@ -173,7 +173,7 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
     fed = exp.federated
     state = init_state(exp)
-    # A network model (cfg.network not ideal): the dense mixer, carry = (state, network).
+    # A network model (cfg.network not ideal): a masking mixer, carry = (state, network).
     round_impl, mixer, state = network_round(exp, mixer, state)
     round_impl = round_impl or make_round(exp.algorithm, mixer)
     # Sharded: pin every output (all have a leading node axis) to the node layout.
