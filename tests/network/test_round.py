@@ -8,6 +8,7 @@ import numpy as np
 
 from dfl.config import MixingConfig, TopologyConfig
 from dfl.gossip import make_mixer
+from dfl.gossip.dense import DenseMixer
 from dfl.network.round import adjacency_of, mask_sparse
 from dfl.topology import build_schedule
 
@@ -18,7 +19,7 @@ def test_sparse_mask_equals_dense_renormalize():
         MixingConfig(name="metropolis_hastings"),
         seed=0,
     )
-    dense, sparse = make_mixer(schedule, form="dense"), make_mixer(schedule, form="sparse")
+    dense, sparse = DenseMixer(schedule), make_mixer(schedule, form="sparse")
     W = np.asarray(schedule.weights(0))
     delivered = jnp.asarray(np.random.default_rng(1).uniform(size=W.shape) < 0.6)
     x = {"a": jax.random.normal(jax.random.key(0), (12, 5))}
