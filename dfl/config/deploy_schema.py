@@ -46,8 +46,9 @@ class NodeConfig:
 class FaultConfig:
     """Fault injection on the sending side of a transport (``transport.faults.*``).
 
-    Every decision is drawn from a generator seeded by ``(seed, sender,
-    receiver, round, kind)``, so a faulty run is reproducible whatever the
+    Every decision is a pure function of ``(seed, round, sender, receiver)``
+    (the counter-based hash of :mod:`dfl.network.draws`, shared with the
+    simulation's network model), so a faulty run is reproducible whatever the
     thread timing. Probabilities are per message; all zero means no faults.
 
     Attributes:
@@ -65,6 +66,8 @@ class FaultConfig:
       partition: groups of node ids; during ``partition_rounds`` no message
         crosses between groups (nodes in no group form one more group).
       partition_rounds: ``[start, stop)`` of the partition (empty: every round).
+      offline: ``[node, start, stop]`` intervals: no message to or from ``node``
+        in rounds ``[start, stop)`` (a network model's churn, :mod:`dfl.network`).
       crash_node: the node that crashes (-1: none). It stops abruptly at the
         start of round ``crash_round`` (no final checkpoint; in-process nodes
         drop their endpoint, ``dfl.launch`` over tcp SIGKILLs the process) and,
@@ -89,6 +92,7 @@ class FaultConfig:
     rounds: list[int] = dataclasses.field(default_factory=list)
     partition: list[list[int]] = dataclasses.field(default_factory=list)
     partition_rounds: list[int] = dataclasses.field(default_factory=list)
+    offline: list[list[int]] = dataclasses.field(default_factory=list)
     crash_node: int = -1
     crash_round: int = 0
     restart_after_s: float = -1.0
@@ -160,6 +164,9 @@ class TransportConfig:
       revoke_after_rejected: pilot: revoke trust with a member after this many
         rejected frames from it and refuse its frames from then on (0: never).
       send_timeout_s: pilot: how long a message is retried before it is lost.
+      down_after_missed: a peer whose messages missed this many deadlines in a
+        row is down (not waited for) until its next valid message; the network
+        model (:mod:`dfl.network`) applies the same rule to virtual deadlines.
     """
 
     name: str = "loopback"
@@ -187,6 +194,7 @@ class TransportConfig:
     rendezvous_bin: str = ""
     revoke_after_rejected: int = 0
     send_timeout_s: float = 30.0
+    down_after_missed: int = 3
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
 from dfl.config.deploy_schema import CheckpointConfig, NodeConfig, TransportConfig
 from dfl.config.logger_schema import LoggerConfig
+from dfl.config.network_schema import NetworkConfig
 from dfl.config.privacy_schema import PrivacyConfig
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 
@@ -96,6 +97,7 @@ class Config:
       compression: the compressor of the messages (algorithms that compress).
       privacy: DP-SGD at every node and its accounting.
       sim: simulation-runner switches.
+      network: the network model (virtual time and faults; ``ideal``: none).
       node, transport: the deployed node and how nodes exchange messages.
       checkpoint: periodic orbax checkpoints (simulation and nodes).
       logger: an optional TensorBoard or W&B (offline) mirror of the metrics records.
@@ -114,6 +116,7 @@ class Config:
     compression: CompressionConfig = dataclasses.field(default_factory=CompressionConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     plot: str = ""
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     transport: TransportConfig = dataclasses.field(default_factory=TransportConfig)

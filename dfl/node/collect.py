@@ -111,7 +111,21 @@ def combine_round(
         nodes_reporting=len(records),
         **{key: int(sum(r.get(key, 0) for r in records)) for key in SUMMED},
         **privacy,
+        **network_fields(records),
     )
+
+
+def network_fields(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A network model's ``sim_time`` (the slowest node's clock), ``retransmissions``
+    (summed) and ``nodes_online`` (the schedule's, alike at every node); ``{}``
+    without a network model."""
+    if not all("sim_time" in r for r in records):
+        return {}
+    return {
+        "sim_time": max(float(r["sim_time"]) for r in records),
+        "retransmissions": sum(int(r["retransmissions"]) for r in records),
+        "nodes_online": max(int(r["nodes_online"]) for r in records),
+    }
 
 
 def latest_by_round(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:

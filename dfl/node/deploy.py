@@ -23,6 +23,7 @@ import optax
 from dfl.checkpoint import checkpointers
 from dfl.experiment import Experiment, build_experiment
 from dfl.metrics import MetricsWriter
+from dfl.network.deploy import deployment_config
 from dfl.node.collect import (
     combine_files,
     combine_round,
@@ -226,6 +227,7 @@ def run_in_process(
         program = build_program(build_experiment(cfg, optimizer))
     exp = program.exp
     workdir = Path(workdir) if workdir is not None else None
+    cfg = deployment_config(cfg, exp)  # a network model's losses -> transport.faults
     d = _Deployment(cfg, program, workdir, stop_round)
     _run_threads(d, progress, on_progress)
     d.close_unclaimed()

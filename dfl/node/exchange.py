@@ -229,7 +229,8 @@ class NodeExchange:
           round: the round.
           delivered: the delivery mask: the in-neighbours whose message may be
             used (e.g. a replayed network schedule's); a message outside it counts
-            as missing even if it arrived. ``None``: what the transport delivered.
+            as missing even if it arrived, and is not waited for. ``None``: what
+            the transport delivered.
 
         Returns:
           ``Σ_j W_ij decode(wire_j)`` under the algorithm's missing-message rule.
@@ -251,7 +252,9 @@ class NodeExchange:
         for j in outs:
             self.counts.bytes_sent += self.transport.send(j, round, Kind.WIRE, payload)
             self.counts.messages_sent += 1
-        got = self._receive(round, ins, outs)
+        # Messages outside the mask count as missing anyway: wait only for the others.
+        awaited = ins if delivered is None else [j for j in ins if j in delivered]
+        got = self._receive(round, awaited, outs)
         self.first, self.dependents, self.received = False, outs, got
         received = {
             j: self.decode(self.spec.unflatten(leaves))

@@ -46,9 +46,12 @@ import jax
 import numpy as np
 
 from dfl import data as dfl_data
+from dfl.algorithms.base import MissingRule
 from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
 from dfl.metrics.writer import continue_metrics
+from dfl.network.deploy import node_schedule
+from dfl.network.schedule import Schedule
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
@@ -192,6 +195,7 @@ class NodeRunner:
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
         self._last_mix: MixSeen | None = None  # the previous round's, for the finite guard
+        self.schedule: Schedule | None = None  # the replayed network schedule (network models)
 
     # -- state ---------------------------------------------------------------------
 
@@ -252,14 +256,21 @@ class NodeRunner:
             down_after_missed=self.cfg.transport.down_after_missed,
         )
 
-    def _round(self, t: int, state: Any, data: Any, exchange: NodeExchange):
+    def _round(
+        self,
+        t: int,
+        state: Any,
+        data: Any,
+        exchange: NodeExchange,
+        delivered: set[int] | None = None,
+    ):
         """Step → exchange → combine, as :func:`dfl.sim.round.make_round`."""
         program, phases = self.program, self.program.compile()
         batches, dropped = program.sample(program.batch_key(t, self.node), self.node, *data)
         if self.exp.privacy is not None:
             self.counters.dp_dropped_examples += int(dropped)
         state, wire, info = phases.step(state, batches, program.algorithm_key(t, self.node))
-        mixed = exchange.apply(wire, t)
+        mixed = exchange.apply(wire, t, delivered=delivered)
         state = phases.combine(state, mixed)
         self._check_finite(t, state, exchange)
         return state, info
@@ -352,6 +363,11 @@ class NodeRunner:
             writer = MetricsWriter(self.workdir, append=start > 0)
         t, rounds_run = start, 0
         last_round_sent = start - 1
+        # A network model (network not ideal): delivery, churn and clocks replayed
+        # from its schedule (dfl.network.deploy), never from wall-clock timing.
+        self.schedule = node_schedule(cfg, exp, program.spec.nbytes)
+        masked = self.schedule is not None and exp.algorithm.missing_rule != MissingRule.WAIT
+        info: dict[str, Any] = {"loss": float("nan")}  # an offline node's before its first round
         try:
             while t < cfg.rounds:
                 if self.cancel.is_set() or t == self.stop_round:
@@ -361,7 +377,14 @@ class NodeRunner:
                 delay = straggler_delay(cfg.transport.faults, self.node, t)
                 if delay > 0:
                     time.sleep(delay)
-                state, info = self._round(t, state, data, exchange)
+                sched = self.schedule
+                if masked and sched is not None and not sched.online[t, self.node]:
+                    t += 1  # offline: no step, no message; the state stays as it was
+                    if is_eval_round(t, cfg.rounds, cfg.eval_every):
+                        self._evaluate(t, state, info, began, compile_time, writer)
+                    continue
+                delivered = sched.senders(t, self.node) if masked and sched is not None else None
+                state, info = self._round(t, state, data, exchange, delivered)
                 last_round_sent = t
                 rounds_run += 1
                 t += 1
@@ -371,7 +394,8 @@ class NodeRunner:
                     self._save(t, state)
                 if self.on_round is not None:
                     self.on_round(t, {"loss": float(info["loss"])})
-                if cfg.node.rejoin and t < cfg.rounds:
+                # Under a network schedule peers run ahead legitimately (masked messages).
+                if cfg.node.rejoin and self.schedule is None and t < cfg.rounds:
                     target = self._rejoin_target(t, exchange)
                     if target > t:
                         self.counters.rounds_skipped += target - t
@@ -382,6 +406,18 @@ class NodeRunner:
             if writer is not None:
                 writer.close()
         return NodeResult(self.node, state, self.records, self.counters, rounds_run, compile_time)
+
+    def _network_fields(self, round_: int) -> dict[str, Any]:
+        """The schedule's ``sim_time`` (this node's clock), ``retransmissions`` (of its
+        received messages) and ``nodes_online`` after 1-based ``round_`` (``{}``: ideal)."""
+        sched = self.schedule
+        if sched is None:
+            return {}
+        return {
+            "sim_time": float(sched.clock[round_ - 1, self.node]),
+            "retransmissions": int(sched.retransmissions[round_ - 1, self.node]),
+            "nodes_online": int(sched.online[round_ - 1].sum()),
+        }
 
     def _evaluate(
         self,
@@ -420,6 +456,7 @@ class NodeRunner:
             bytes_rejected=c.bytes_rejected,
             rounds_skipped=c.rounds_skipped,
             **privacy,
+            **self._network_fields(round_),
         )
         self.records.append(record)
         if self.keep_params:

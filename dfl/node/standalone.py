@@ -15,6 +15,7 @@ import optax
 from dfl.checkpoint import checkpointers
 from dfl.config.schema import Config
 from dfl.experiment import build_experiment
+from dfl.network.deploy import deployment_config
 from dfl.node.addresses import check_addresses
 from dfl.node.heartbeat import Heartbeat
 from dfl.node.program import build_program, senders_of
@@ -59,7 +60,8 @@ def run_node(cfg: Config, optimizer: optax.GradientTransformation, workdir: Path
     check_addresses(cfg)
     saver, resume = checkpointers(cfg, workdir, node)
     options = transport_options(cfg, schedule=exp.schedule)
-    transport = make_transport(cfg.transport, node, exp.n, options)
+    # A network model's losses -> transport.faults (dfl.network.deploy), as in-process runs.
+    transport = make_transport(deployment_config(cfg, exp).transport, node, exp.n, options)
     heartbeat = Heartbeat(node, senders_of(exp.schedule, node), _wait_limit(cfg)).start()
 
     def on_round(done: int, info: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from dfl.metrics import (
 )
 from dfl.metrics.display import print_table, round_progress, summary_table
 from dfl.metrics.writer import to_builtin
+from dfl.network.sim import algorithm_state, network_round
 from dfl.resume import restore_run
 from dfl.sim.loop import record_fields, run_scanned
 from dfl.sim.round import make_round, wire_bytes
@@ -170,6 +171,7 @@ class Simulation:
 
     def evaluation(self, state: Any) -> dict[str, jax.Array]:
         """The evaluation metrics of ``state`` (per-node ``accuracy`` left out)."""
+        state = algorithm_state(state)
         metrics = self.evaluate(state, *self.test)
         if self.local_test is not None:
             metrics.update(self.evaluate_local(state, self.local_test))
@@ -180,14 +182,17 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     """The :class:`Simulation` of ``exp`` and its initial stacked state (placed on the mesh)."""
     mixer = pick_mixer(exp, cfg.sim.gossip)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
+    fed = exp.federated
+    state = init_state(exp)
+    # A network model (cfg.network not ideal): a masking mixer, carry = (state, network).
+    round_impl, mixer, state = network_round(exp, mixer, state)
+    round_impl = round_impl or make_round(exp.algorithm, mixer)
     # Sharded: pin every output (all have a leading node axis) to the node layout.
     round_fn = jax.jit(
-        make_round(exp.algorithm, mixer),
+        round_impl,
         donate_argnums=(0,),
         out_shardings=None if mesh is None else node_sharding(mesh),
     )
-    fed = exp.federated
-    state = init_state(exp)
     train, test, local_test = fed.train, (fed.test_x, fed.test_y), fed.local_test
     if mesh is not None:
         state, train, local_test = shard_nodes((state, train, local_test), mesh)
@@ -286,7 +291,7 @@ def simulate(
     try:
         state, at = restore(resume, state, cfg.rounds, workdir)
         first = sim.batches(0)
-        nbytes = message_bytes(exp, state, first[0])
+        nbytes = message_bytes(exp, algorithm_state(state), first[0])
         if workdir is not None:
             writer = MetricsWriter(workdir, append=at.round > 0, logger=cfg.logger)
             write_metadata(workdir, exp, nbytes)
@@ -330,6 +335,8 @@ def run_rounds(
 
     def record_of(round_: int, *, wall_time, compile_time, fields, evaluation) -> dict[str, Any]:
         fields = dict(fields)  # dfl.sim.loop.record_fields of the round's info
+        if "messages_sent" in fields:  # a network model: what online nodes sent
+            at.bytes_sent = float(nbytes * int(fields.pop("messages_sent")) / exp.n)
         return metrics_record(
             round_,
             wall_time=wall_time,
@@ -359,7 +366,7 @@ def run_rounds(
         state, compile_time = run(
             sim, state, at, nbytes, record_of=record_of, emit=emit, advance=advance, saver=saver
         )
-    return Result(records, state, exp, compile_time)
+    return Result(records, algorithm_state(state), exp, compile_time)
 
 
 def run_each(

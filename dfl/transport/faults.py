@@ -1,13 +1,17 @@
 """Fault injection on the sending side of a transport: drop, delay, duplicate, reorder,
 corrupt and partition, decided reproducibly per message.
 
-Each decision about the message ``sender → receiver`` of ``round`` is drawn from
-``numpy.random.default_rng([seed, sender, receiver, round, kind])``, so the same
-config injects the same faults whatever the thread or process timing. Node-level
+Each decision about the message ``sender → receiver`` of ``round`` is a uniform of
+the counter-based hash of :mod:`dfl.network.draws` (the generator the simulation's
+network model uses inside its jitted round): the drop is
+``uniform(seed, DROP, round, sender, receiver) < drop``, exactly the simulation's
+link drop, and the other faults use the ``TRANSPORT`` stream. The same config
+injects the same faults whatever the thread or process timing. Node-level
 faults (crash-and-restart, stragglers) are applied by the node runner and the
 launcher from the same config (:func:`straggler_delay`).
 
-A partition cuts every message between its groups; the other faults hit only
+A partition cuts every message between its groups, an ``offline`` interval every
+message to or from its node (a network model's churn); the other faults hit only
 algorithm messages (:attr:`~dfl.transport.wire.Kind.WIRE`): connection
 handshakes and the ``WAITING``/``BYE`` notices travel untouched.
 """
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from dfl.config.deploy_schema import FaultConfig
+from dfl.network import draws
 from dfl.transport.wire import Kind
 
 log = logging.getLogger("dfl.transport.faults")
@@ -40,6 +45,7 @@ class FaultStats:
 
     dropped: int = 0
     partitioned: int = 0
+    offline: int = 0
     delayed: int = 0
     duplicated: int = 0
     reordered: int = 0
@@ -49,7 +55,7 @@ class FaultStats:
 def message_faults_enabled(cfg: FaultConfig) -> bool:
     """Whether ``cfg`` injects any per-message fault."""
     probs = (cfg.drop, cfg.delay, cfg.duplicate, cfg.reorder, cfg.corrupt)
-    return any(p > 0 for p in probs) or bool(cfg.partition)
+    return any(p > 0 for p in probs) or bool(cfg.partition) or bool(cfg.offline)
 
 
 def straggler_delay(cfg: FaultConfig, node: int, round_: int) -> float:
@@ -93,6 +99,16 @@ class FaultInjector:
                         f"0..{num_nodes - 1}"
                     )
                 self._group[node] = g
+        self._online = np.ones((0, num_nodes), dtype=bool)
+        if cfg.offline:
+            rounds = max(stop for _, _, stop in cfg.offline)
+            self._online = np.ones((rounds, num_nodes), dtype=bool)
+            for node, start, stop in cfg.offline:
+                if not 0 <= node < num_nodes:
+                    raise ValueError(
+                        f"transport.faults.offline names node {node}; nodes are 0..{num_nodes - 1}"
+                    )
+                self._online[max(start, 0) : stop, node] = False
         self._lock = threading.Lock()
 
     @property
@@ -107,6 +123,12 @@ class FaultInjector:
             and _in_range(round_, self.cfg.partition_rounds)
             and self._group[sender] != self._group[receiver]
         )
+
+    def offline(self, sender: int, receiver: int, round_: int) -> bool:
+        """Whether ``sender`` or ``receiver`` is offline at ``round_`` (``faults.offline``)."""
+        if not 0 <= round_ < self._online.shape[0]:
+            return False
+        return not (self._online[round_, sender] and self._online[round_, receiver])
 
     def plan(
         self, sender: int, receiver: int, round_: int, kind: int, frames: Sequence[FrameParts]
@@ -129,20 +151,28 @@ class FaultInjector:
                 self._count("partitioned")
                 log.info("fault: partition drops %d->%d round %d", sender, receiver, round_)
             return []
-        draws = self._draws(sender, receiver, round_, kind)
-        if draws is None:
+        if self.offline(sender, receiver, round_):
+            if kind == Kind.WIRE:
+                self._count("offline")
+                log.info("fault: offline node loses %d->%d round %d", sender, receiver, round_)
+            return []
+        u = self._draws(sender, receiver, round_, kind)
+        if u is None:
             return [(0.0, f) for f in frames]
-        rng, u = draws
+
+        def pick(what: int, count: int) -> int:  # a uniform index in [0, count)
+            return min(int(self._uniform(sender, receiver, round_, what) * count), count - 1)
+
         out: list[FrameParts] = list(frames)
-        if u[0] < cfg.drop:
-            lost = int(rng.integers(len(out)))
+        if u[0] < np.float32(cfg.drop):
+            lost = pick(10, len(out))
             del out[lost]
             self._count("dropped")
             log.info("fault: drop %d->%d round %d (frame %d)", sender, receiver, round_, lost)
         if u[1] < cfg.corrupt and out:
-            k = int(rng.integers(len(out)))
+            k = pick(11, len(out))
             data = bytearray(b"".join(out[k]))
-            pos = int(rng.integers(len(data)))
+            pos = pick(12, len(data))
             data[pos] ^= 0xFF
             out[k] = [bytes(data)]
             self._count("corrupted")
@@ -159,8 +189,9 @@ class FaultInjector:
             self._count("duplicated")
         extra = 0.0
         if u[3] < cfg.reorder and out:
-            out = [out[i] for i in rng.permutation(len(out))]
-            extra = float(rng.uniform(0.0, cfg.reorder_window_s))
+            order = np.argsort(self._uniform(sender, receiver, round_, 13, np.arange(len(out))))
+            out = [out[i] for i in order]
+            extra = float(self._uniform(sender, receiver, round_, 14)) * cfg.reorder_window_s
             self._count("reordered")
         delay = extra
         if u[4] < cfg.delay:
@@ -168,16 +199,22 @@ class FaultInjector:
             self._count("delayed")
         return [(delay, f) for f in out]
 
-    def _draws(
-        self, sender: int, receiver: int, round_: int, kind: int
-    ) -> tuple[np.random.Generator, np.ndarray] | None:
-        """The generator of one message's decisions and its five uniforms
-        (drop, corrupt, duplicate, reorder, delay); ``None`` where no
-        probabilistic fault applies (control kinds, rounds outside ``cfg.rounds``)."""
+    def _uniform(self, sender: int, receiver: int, round_: int, *what: Any) -> Any:
+        """A uniform of the ``TRANSPORT`` stream of one message (:mod:`dfl.network.draws`)."""
+        return draws.uniform(
+            np, self.cfg.seed, draws.TRANSPORT, max(round_, 0), sender, receiver, *what
+        )
+
+    def _draws(self, sender: int, receiver: int, round_: int, kind: int) -> np.ndarray | None:
+        """One message's five uniforms (drop, corrupt, duplicate, reorder, delay);
+        ``None`` where no probabilistic fault applies (control kinds, rounds outside
+        ``cfg.rounds``). The drop's is the network model's link-drop draw."""
         if kind != Kind.WIRE or (self.cfg.rounds and round_ not in self.cfg.rounds):
             return None
-        rng = np.random.default_rng([self.cfg.seed, sender, receiver, max(round_, 0), int(kind)])
-        return rng, rng.random(5)
+        t = max(round_, 0)
+        drop = draws.uniform(np, self.cfg.seed, draws.DROP, t, sender, receiver)
+        rest = self._uniform(sender, receiver, round_, np.arange(1, 5))
+        return np.concatenate([np.atleast_1d(drop), rest])
 
     def loses(self, sender: int, receiver: int, round_: int, kind: int) -> bool:
         """Whether :meth:`plan` loses the message (a drop or the partition), decided
@@ -185,10 +222,10 @@ class FaultInjector:
         will never arrive (the same config decides alike in every process)."""
         if not self.active:
             return False
-        if self.partitioned(sender, receiver, round_):
+        if self.partitioned(sender, receiver, round_) or self.offline(sender, receiver, round_):
             return True
-        draws = self._draws(sender, receiver, round_, kind)
-        return draws is not None and bool(draws[1][0] < self.cfg.drop)
+        u = self._draws(sender, receiver, round_, kind)
+        return u is not None and bool(u[0] < np.float32(self.cfg.drop))
 
     def _count(self, name: str) -> None:
         with self._lock:
