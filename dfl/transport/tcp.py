@@ -40,14 +40,23 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dfl.transport.auth import NONCE_NBYTES, proof
+from dfl.transport.auth import proof
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
 from dfl.transport.gate import Gate
-from dfl.transport.handshake import Handshake, secret_accept, tls_accept
+from dfl.transport.handshake import (
+    Handshake,
+    HandshakeError,
+    HandshakeTimeoutError,
+    drive,
+    secret_accept,
+    secret_connect,
+    tls_accept,
+    tls_connect,
+)
 from dfl.transport.tls import TlsCredentials, client_context, node_name, server_context
 from dfl.transport.wire import (
     CHECKSUM_MASK,
@@ -244,17 +253,32 @@ class _Peer:
 
     def _handshake(self, sock: socket.socket) -> socket.socket | None:
         """TLS (the listener must show node ``peer``'s certificate), ``HELLO``, and in
-        insecure mode the shared-secret answer; the socket to write to, or ``None``."""
+        insecure mode the shared-secret answer, all within one total deadline
+        (``handshake_timeout_s``); the socket to write to, or ``None``."""
         t = self.t
-        sock.settimeout(t.handshake_timeout_s)
+        sock.setblocking(False)
         try:
             if t.client_tls is not None:
-                sock = t.client_tls.wrap_socket(sock, server_hostname=node_name(self.peer))
-            send_all(sock, [self._hello()])
-            if t.client_tls is None and t.secret is not None:
-                nonce = bytearray(NONCE_NBYTES)
-                recv_into(sock, memoryview(nonce))
-                sock.sendall(proof(t.secret, t.run, t.node_id, self.peer, bytes(nonce)))
+                sock = t.client_tls.wrap_socket(
+                    sock, server_hostname=node_name(self.peer), do_handshake_on_connect=False
+                )
+                steps = tls_connect(sock, self._hello())
+            else:
+                steps = secret_connect(sock, self._hello(), self._answer)
+            drive(sock, steps, t.handshake_timeout_s)
+        except HandshakeTimeoutError:
+            host, port = t.addresses[self.peer]
+            log.warning(
+                "node %d gave up the connection handshake with node %d at %s:%d: not "
+                "finished within transport.handshake_timeout_s=%gs",
+                t.node_id,
+                self.peer,
+                host,
+                port,
+                t.handshake_timeout_s,
+            )
+            sock.close()
+            return None
         except ssl.SSLCertVerificationError as e:
             log.warning(
                 "node %d refuses the listener at %s: it is not node %d of this run (%s)",
@@ -265,7 +289,7 @@ class _Peer:
             )
             sock.close()
             return None
-        except (OSError, ssl.SSLError) as e:
+        except (HandshakeError, OSError) as e:
             log.warning(
                 "node %d: connection handshake with node %d failed (%s)%s",
                 t.node_id,
@@ -277,8 +301,16 @@ class _Peer:
             )
             sock.close()
             return None
-        sock.settimeout(None)
+        sock.setblocking(True)
         return sock
+
+    @property
+    def _answer(self) -> Callable[[bytes], bytes] | None:
+        """Insecure mode with a secret: this node's answer to the listener's nonce."""
+        t, secret = self.t, self.t.secret
+        if secret is None:
+            return None
+        return lambda nonce: proof(secret, t.run, t.node_id, self.peer, nonce)
 
     def _hello(self) -> bytes:
         t = self.t
