@@ -7,7 +7,8 @@ TLS 1.3 handshake in which both ends show their run-CA certificate
 certificate does not name the node it meant to reach), says ``HELLO`` (a
 header-only frame naming it and the run), then writes frames: the 96-byte
 header is the length prefix of the chunk that follows. Sends are queued to one
-thread per peer, so a slow or dead peer never blocks the node.
+thread per peer (:mod:`dfl.transport.sender`), so a slow or dead peer never blocks
+the node.
 
 The listener and every connection not yet authenticated live in one thread
 (:class:`~dfl.transport.gate.Gate`): a cap on pending connections
@@ -35,7 +36,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import queue
 import socket
 import ssl
 import threading
@@ -57,6 +57,7 @@ from dfl.transport.handshake import (
     tls_accept,
     tls_connect,
 )
+from dfl.transport.sender import PeerSender, SenderPool
 from dfl.transport.tls import TlsCredentials, client_context, node_name, server_context
 from dfl.transport.wire import (
     CHECKSUM_MASK,
@@ -205,20 +206,15 @@ def recv_checksum_into(
     return hasher.digest()
 
 
-class _Peer:
-    """The outgoing connection to one peer and its sender thread."""
+class _Peer(PeerSender[list[FrameParts]]):
+    """The outgoing connection to one peer, written by its sender thread."""
 
     def __init__(self, transport: TcpTransport, peer: int):
+        super().__init__(peer, f"dfl-tcp-{transport.node_id}->{peer}")
         self.t = transport
-        self.peer = peer
-        self.queue: queue.SimpleQueue[list[FrameParts] | None] = queue.SimpleQueue()
         self.sock: socket.socket | None = None
         self.connected_once = False
         self.down_until = 0.0
-        self.thread = threading.Thread(
-            target=self._loop, name=f"dfl-tcp-{transport.node_id}->{peer}", daemon=True
-        )
-        self.thread.start()
 
     def _connect(self) -> socket.socket | None:
         address = self.t.addresses[self.peer]
@@ -331,24 +327,24 @@ class _Peer:
             0,
         ).pack()
 
-    def _loop(self) -> None:
-        while True:
-            frames = self.queue.get()
-            if frames is None:
-                break
+    def deliver(self, item: list[FrameParts]) -> None:
+        """Writes one message's frames, connecting first if need be."""
+        if self.sock is None:
+            self.sock = self._connect()
             if self.sock is None:
-                self.sock = self._connect()
-                if self.sock is None:
-                    self.t.undelivered += 1
-                    continue
-            try:
-                for frame in frames:
-                    self.t.prefetch(frame)
-                    send_all(self.sock, frame)
-            except OSError as e:
-                log.warning("node %d lost a message to node %d: %s", self.t.node_id, self.peer, e)
                 self.t.undelivered += 1
-                self._drop()
+                return
+        try:
+            for frame in item:
+                self.t.prefetch(frame)
+                send_all(self.sock, frame)
+        except OSError as e:
+            log.warning("node %d lost a message to node %d: %s", self.t.node_id, self.peer, e)
+            self.t.undelivered += 1
+            self._drop()
+
+    def finish(self) -> None:
+        """Closes the connection after the last message (the peer reads to its end)."""
         self._drop(graceful=True)
 
     def _drop(self, graceful: bool = False) -> None:
@@ -430,7 +426,7 @@ class TcpTransport(FramedTransport):
         self._server_tls = server_context(tls) if tls is not None else None
         self.closing = threading.Event()
         self.undelivered = 0
-        self._peers: dict[int, _Peer] = {}
+        self._peers = SenderPool(lambda peer: _Peer(self, peer), self.closing)
         self._lock = threading.Lock()
         self._readers: dict[int, list[tuple[threading.Thread, socket.socket]]] = {}
         # Checksums the next chunk of a message while the current one is sent.
@@ -472,13 +468,9 @@ class TcpTransport(FramedTransport):
                 self._crc_pool.submit(frame.payload.crc, frame.k + 1)
 
     def _transmit(self, peer: int, frames: Sequence[FrameParts]) -> None:
-        with self._lock:
-            if self.closing.is_set():
-                return
-            p = self._peers.get(peer)
-            if p is None:
-                p = self._peers[peer] = _Peer(self, peer)
-        p.queue.put(list(frames))
+        p = self._peers.get(peer)
+        if p is not None:
+            p.put(list(frames))
 
     # -- receiving -----------------------------------------------------------------
 
@@ -559,14 +551,7 @@ class TcpTransport(FramedTransport):
 
     def flush(self, timeout: float = 30.0) -> None:
         """Waits until every queued message is written (or ``timeout``)."""
-        with self._lock:
-            peers = list(self._peers.values())
-            self._peers = {}
-        for p in peers:
-            p.queue.put(None)
-        end = time.monotonic() + timeout
-        for p in peers:
-            p.thread.join(max(0.0, end - time.monotonic()))
+        self._peers.flush(timeout)
 
     def crash(self) -> None:
         """Stops abruptly, as a killed process would: queued sends are lost."""
@@ -574,10 +559,7 @@ class TcpTransport(FramedTransport):
             if self._delayer is not None:
                 self._delayer.close(drain=False)
         self.closing.set()
-        with self._lock:
-            peers, self._peers = list(self._peers.values()), {}
-        for p in peers:
-            p.queue.put(None)
+        for p in self._peers.stop_all():
             if p.sock is not None:
                 with contextlib.suppress(OSError):
                     p.sock.shutdown(socket.SHUT_RDWR)
