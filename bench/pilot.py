@@ -10,11 +10,14 @@ other node and a round ends when every node holds every message:
   this process; acked port-1001 messages of 8 MiB frames, full validation);
 * ``send-file``: the same transfers as ``pilotctl send-file`` of an S-byte file
   between the same daemons, all started at once (chunked, sha256-checked);
-* ``tcp``: :class:`~dfl.transport.tcp.TcpTransport` on 127.0.0.1.
+* ``tcp``: :class:`~dfl.transport.tcp.TcpTransport` on 127.0.0.1 in its default
+  mode, mutual TLS 1.3 with the run's node certificates;
+* ``insecure``: the same over plain TCP (``transport.insecure=true``), for comparison.
 
 Printed per row: seconds (best of ``--repeats``, after an untimed warm-up round),
-``send-file s / pilot s`` (target ≥ 0.8) and ``tcp s / pilot s``, and the wire
-bytes of one message dense and with ``top_k`` (1%, values + indices).
+``send-file s / pilot s`` (target ≥ 0.8), ``tcp s / pilot s`` and
+``insecure s / pilot s``, and the wire bytes of one message dense and with
+``top_k`` (1%, values + indices).
 
     python -m bench.pilot [--sizes-mb 1 10 100] [--nodes 2 3] [--repeats 2]
 """
@@ -124,9 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     from dfl.transport import Kind, WireSpec, message_nbytes
     from dfl.transport.pilot import PilotTransport
     from dfl.transport.tcp import TcpTransport, free_ports
+    from dfl.transport.tls import TlsCredentials
 
     root = Path(tempfile.mkdtemp(prefix="bp"))
-    columns = ("nodes", "MB", "pilot s", "send-file s", "tcp s", "sf/pilot", "tcp/pilot")
+    columns = ("nodes", "MB", "pilot s", "send-file s", "tcp s", "insecure s")
+    columns += ("sf/pilot", "tcp/pilot", "insec/pilot")
     print(" ".join(f"{c:>11}" for c in (*columns, "wire MB", "top_k MB")))
     try:
         c = cluster.up(root / "c", max(args.nodes))
@@ -149,39 +154,46 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     for i in range(n)
                 ]  # fmt: skip
-                ports = free_ports(n)
-                tcp = [
-                    TcpTransport(
-                        i, [("127.0.0.1", p) for p in ports], run_id=run, chunk_bytes=CHUNK
-                    )
-                    for i in range(n)
-                ]
-                for e in [*pil, *tcp]:
+                ids = [NodeIdentity.load(node_file(root / run, i)) for i in range(n)]
+                tcps = {}
+                for mode, keys in (("tcp", ids), ("insecure", [None] * n)):
+                    ports = free_ports(n)
+                    tcps[mode] = [
+                        TcpTransport(
+                            i, [("127.0.0.1", p) for p in ports], run_id=run, chunk_bytes=CHUNK,
+                            tls=None if k is None else TlsCredentials.from_identity(k),
+                        )
+                        for i, k in enumerate(keys)
+                    ]  # fmt: skip
+                tcp, plain = tcps["tcp"], tcps["insecure"]
+                for e in [*pil, *tcp, *plain]:
                     e.expect(Kind.WIRE, spec)
                 for e in pil:
                     assert e.wait_ready(30)
                 path = root / "model.bin"
                 trees[0]["w"].tofile(path)
-                times = {"pilot": [], "sf": [], "tcp": []}
+                times = {"pilot": [], "sf": [], "tcp": [], "insecure": []}
                 for rep in range(args.repeats + 1):
-                    p_s, t_s, f_s = (
-                        _round(pil, trees, spec, Kind.WIRE),
-                        _round(tcp, trees, spec, Kind.WIRE),
-                        _send_files(c, n, path),
-                    )
+                    took = {
+                        "pilot": _round(pil, trees, spec, Kind.WIRE),
+                        "tcp": _round(tcp, trees, spec, Kind.WIRE),
+                        "insecure": _round(plain, trees, spec, Kind.WIRE),
+                        "sf": _send_files(c, n, path),
+                    }
                     if rep:  # the first round is the warm-up
-                        times["pilot"].append(p_s)
-                        times["tcp"].append(t_s)
-                        times["sf"].append(f_s)
+                        for k, v in took.items():
+                            times[k].append(v)
                 for d in c.daemons:  # send-file's received copies
                     shutil.rmtree(Path(d.home) / ".pilot" / "received", ignore_errors=True)
-                for e in [*pil, *tcp]:
+                for e in [*pil, *tcp, *plain]:
                     e.close()
                 encoded, _ = top_k(fraction=0.01).compress({"w": jnp.asarray(trees[0]["w"])}, ())
                 p, f, t = min(times["pilot"]), min(times["sf"]), min(times["tcp"])
+                u = min(times["insecure"])
                 dense = message_nbytes(trees[0], CHUNK) / 1e6
                 sparse = message_nbytes(encoded, CHUNK) / 1e6
-                row = (n, mb, f"{p:.3f}", f"{f:.3f}", f"{t:.3f}", f"{f / p:.2f}", f"{t / p:.3f}")
+                row = (n, mb, f"{p:.3f}", f"{f:.3f}", f"{t:.3f}", f"{u:.3f}")
+                row += (f"{f / p:.2f}", f"{t / p:.3f}", f"{u / p:.3f}")
                 row += (f"{dense:.2f}", f"{sparse:.3f}")
                 print(" ".join(f"{x:>11}" for x in row), flush=True)
         cluster.down(root / "c")

@@ -5,20 +5,26 @@ receives theirs (6 transfers of S bytes), for S = 1, 10 and 100 MB:
 
 * ``raw``: one process per node, plain ``sendall``/``recv_into`` over
   pre-connected 127.0.0.1 sockets into preallocated buffers (the floor).
-* ``tcp``: one process per node (as deployed), :class:`~dfl.transport.tcp.TcpTransport`:
-  framing, the checksum of every chunk on both sides (xxh3, or crc32 without
-  ``xxhash``), header and schema checks,
-  reassembly and the finite-value check, up to the decoded arrays.
+* ``tls``: one process per node (as deployed), :class:`~dfl.transport.tcp.TcpTransport`
+  in its default mode, mutual TLS 1.3 (per-node certificates of a fresh run CA):
+  encryption, framing, the checksum of every chunk on both sides (xxh3, or crc32
+  without ``xxhash``), header and schema checks, reassembly and the finite-value
+  check, up to the decoded arrays.
+* ``insecure``: the same over plain TCP (``transport.insecure=true``, no secret),
+  for comparison: what TLS costs.
 * ``loopback``: three nodes as threads of one process (as in tests), frames
   copied into ``bytes`` through queues, the same validation.
 
 A round is timed from a common start (a barrier) until the last node holds
 both messages; connections are set up by an untimed warm-up round; best of
 ``--repeats``. Printed: seconds and ``raw_s / transport_s`` (1.0 = raw socket
-throughput; the target for tcp at 100 MB is ≥ 0.5). All three run in the
+throughput; the target for tcp at 100 MB is ≥ 0.5). All four run in the
 same invocation, so the ratios are comparable even on a busy machine.
 
     python -m bench.transport [--sizes-mb 1 10 100] [--repeats 3]
+
+``tls/insecure`` is ``insecure_s / tls_s``: the share of plain TCP's throughput that
+TLS keeps (a quick check: ``--sizes-mb 0.1 --repeats 1``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 
 NODES = 3
 CHUNK = 8 * 1024 * 1024
+RUN = "bench"
 
 
 def model(nbytes: int, seed: int) -> np.ndarray:
@@ -90,15 +97,28 @@ def _raw_node(i: int, nbytes: int, ports: list[int], repeats: int, barrier, resu
 
 
 def _tcp_node(
-    i: int, nbytes: int, ports: list[int], repeats: int, barrier, results, checksum: int
+    i: int,
+    nbytes: int,
+    ports: list[int],
+    repeats: int,
+    barrier,
+    results,
+    checksum: int,
+    tls: list | None,
 ) -> None:
-    """Node ``i`` over the tcp transport."""
+    """Node ``i`` over the tcp transport: TLS with ``tls[i]``, or insecure (``None``)."""
     from dfl.transport import Kind, WireSpec, encode_payload
     from dfl.transport.tcp import TcpTransport
 
     mine = model(nbytes, i)
     spec = WireSpec.from_tree(mine)
-    ep = TcpTransport(i, [("127.0.0.1", p) for p in ports], run_id="bench", chunk_bytes=CHUNK)
+    ep = TcpTransport(
+        i,
+        [("127.0.0.1", p) for p in ports],
+        run_id=RUN,
+        chunk_bytes=CHUNK,
+        tls=None if tls is None else tls[i],
+    )
     ep.expect(Kind.WIRE, spec)
     peers = [j for j in range(NODES) if j != i]
     barrier.wait()  # every node listens
@@ -181,9 +201,18 @@ def loopback_round(nbytes: int, repeats: int, checksum: int) -> float:
     return best
 
 
+def credentials() -> list:
+    """Every node's TLS credentials from a fresh run CA (in memory)."""
+    from dfl.keys import RunCA
+    from dfl.transport.tls import TlsCredentials
+
+    ca = RunCA.generate(RUN)
+    return [TlsCredentials.from_identity(ca.issue(i)) for i in range(NODES)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[1, 10, 100])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--checksum",
@@ -202,18 +231,21 @@ def main() -> None:
         f"{NODES} nodes, all-to-all, one round, best of {args.repeats}; "
         "ratio = raw_s / transport_s (1.0 = raw socket throughput)"
     )
+    print("tls: tcp's default (mutual TLS 1.3); insecure: plain TCP (transport.insecure=true)")
     print(
-        f"{'size':>7} {'raw s':>8} {'tcp s':>8} {'loopback s':>11} {'tcp/raw':>8} "
-        f"{'loopback/raw':>13}"
+        f"{'size':>8} {'raw s':>8} {'tls s':>8} {'insecure s':>10} {'loopback s':>10} "
+        f"{'tls/raw':>8} {'insecure/raw':>12} {'loopback/raw':>12} {'tls/insecure':>12}"
     )
+    keys = credentials()
     for size in args.sizes_mb:
-        nbytes = size * 1_000_000
+        nbytes = int(size * 1_000_000) // 4 * 4
         raw = in_processes(_raw_node, nbytes, args.repeats)
-        tcp = in_processes(_tcp_node, nbytes, args.repeats, int(checksum))
+        tls = in_processes(_tcp_node, nbytes, args.repeats, int(checksum), keys)
+        plain = in_processes(_tcp_node, nbytes, args.repeats, int(checksum), None)
         loop = loopback_round(nbytes, args.repeats, int(checksum))
         print(
-            f"{size:>5}MB {raw:>8.4f} {tcp:>8.4f} {loop:>11.4f} {raw / tcp:>8.2f} "
-            f"{raw / loop:>13.2f}",
+            f"{size:>6g}MB {raw:>8.4f} {tls:>8.4f} {plain:>10.4f} {loop:>10.4f} "
+            f"{raw / tls:>8.2f} {raw / plain:>12.2f} {raw / loop:>12.2f} {plain / tls:>12.2f}",
             flush=True,
         )
 

@@ -145,7 +145,8 @@ class TransportConfig:
       max_pending: tcp: connections pending authentication at most; a new one
         beyond closes the oldest pending one (:mod:`dfl.transport.gate`).
       handshake_timeout_s: tcp: the total time a connection has for its whole
-        handshake (TLS and ``HELLO``; not per read), then it is closed.
+        handshake (TLS and ``HELLO``; not per read), then it is closed; the same
+        total deadline bounds this node's handshake when it dials a peer.
       faults: fault injection on the sending side.
       cluster_dir: pilot: a ``python -m dfl.pilot up`` directory; gives every
         node's daemon socket and inbox, the registry, and the run's network.

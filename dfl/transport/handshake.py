@@ -1,12 +1,14 @@
-"""The accepting side of tcp's connection handshake, as steps over a non-blocking socket.
+"""tcp's connection handshake, both sides, as steps over a non-blocking socket.
 
 Each handshake is a generator: it does as much as the socket allows, yields the
 event it waits for (``selectors.EVENT_READ`` or ``EVENT_WRITE``) and finally
-returns the node id the connection is bound to, or raises
-:class:`HandshakeError` with the reason it is refused. One thread
-(:class:`dfl.transport.gate.Gate`) drives every pending handshake with a
+returns (the accepting side: the node id the connection is bound to), or raises
+:class:`HandshakeError` with the reason it is refused. On the accepting side one
+thread (:class:`dfl.transport.gate.Gate`) drives every pending handshake with a
 selector, so an unauthenticated connection costs a few hundred bytes of Python
-state and its TLS session, never a thread or a frame buffer.
+state and its TLS session, never a thread or a frame buffer. The connecting side
+drives its own with :func:`drive`: one total deadline for the whole handshake,
+however slowly the listener answers.
 
 * :func:`tls_accept`: the TLS 1.3 handshake (the peer's run-CA certificate
   names the node), then the peer's ``HELLO``, whose sender must be that node.
@@ -14,6 +16,7 @@ state and its TLS session, never a thread or a frame buffer.
   ``HELLO``, then, with a shared secret, the challenge of
   :mod:`dfl.transport.auth`; the connection is bound to the node ``HELLO``
   claims, which any holder of the secret can claim.
+* :func:`tls_connect`, :func:`secret_connect`: the connecting side of each.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from __future__ import annotations
 import selectors
 import socket
 import ssl
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 from dfl.transport.auth import NONCE_NBYTES, PROOF_NBYTES, new_nonce, verify
 from dfl.transport.tls import peer_node
@@ -31,6 +36,8 @@ from dfl.transport.wire import HEADER_NBYTES, WireError, parse_header
 Handshake = Generator[int, None, int]
 """Yields the selector event it waits for; returns the bound node id."""
 
+R = TypeVar("R")
+
 
 class HandshakeError(Exception):
     """A connection refused during its handshake; ``reason`` says why."""
@@ -38,6 +45,10 @@ class HandshakeError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class HandshakeTimeoutError(HandshakeError):
+    """A handshake not finished within its total deadline."""
 
 
 def recv_exact(sock: socket.socket, nbytes: int) -> Generator[int, None, bytearray]:
@@ -64,15 +75,47 @@ def recv_exact(sock: socket.socket, nbytes: int) -> Generator[int, None, bytearr
 
 
 def send_exact(sock: socket.socket, data: bytes) -> Generator[int, None, None]:
-    """Writes all of ``data`` to a non-blocking plain socket."""
+    """Writes all of ``data`` to a non-blocking (TLS or plain) socket."""
     view = memoryview(data)
     while view.nbytes:
         try:
             n = sock.send(view)
-        except BlockingIOError:
+        except ssl.SSLWantReadError:
+            yield selectors.EVENT_READ
+            continue
+        except (ssl.SSLWantWriteError, BlockingIOError):
             yield selectors.EVENT_WRITE
             continue
         view = view[n:]
+
+
+def drive(sock: socket.socket, handshake: Generator[int, None, R], timeout: float) -> R:
+    """Runs ``handshake`` over the non-blocking ``sock`` to its end, within ``timeout``
+    seconds in all (not per read: a peer that trickles bytes cannot stretch it).
+
+    Raises:
+      HandshakeTimeoutError: past the deadline (``sock`` is left to the caller to close).
+      HandshakeError, OSError, ssl.SSLError: as the handshake raises them.
+    """
+    end = time.monotonic() + timeout
+    try:
+        want = next(handshake)
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, want)
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise HandshakeTimeoutError(f"not finished within {timeout:g}s")
+                if not selector.select(left):
+                    continue
+                step = handshake.send(None)
+                if step != want:
+                    selector.modify(sock, step)
+                    want = step
+    except StopIteration as done:
+        return done.value
+    finally:
+        handshake.close()
 
 
 def _hello(buf: bytearray, me: Receiver) -> int:
@@ -87,21 +130,28 @@ def _hello(buf: bytearray, me: Receiver) -> int:
     return h.sender
 
 
+def tls_handshake(sock: ssl.SSLSocket) -> Generator[int, None, None]:
+    """The TLS handshake of a socket wrapped with ``do_handshake_on_connect=False``
+    (non-blocking); a failure raises its :class:`ssl.SSLError`."""
+    while True:
+        try:
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            yield selectors.EVENT_READ
+        except ssl.SSLWantWriteError:
+            yield selectors.EVENT_WRITE
+
+
 def tls_accept(sock: ssl.SSLSocket, me: Receiver) -> Handshake:
     """The TLS handshake of an accepted connection, then its ``HELLO``.
 
     ``sock`` was wrapped with ``do_handshake_on_connect=False`` and is non-blocking.
     """
-    while True:
-        try:
-            sock.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            yield selectors.EVENT_READ
-        except ssl.SSLWantWriteError:
-            yield selectors.EVENT_WRITE
-        except ssl.SSLError as e:
-            raise HandshakeError(f"TLS handshake failed: {e.reason or e}") from None
+    try:
+        yield from tls_handshake(sock)
+    except ssl.SSLError as e:
+        raise HandshakeError(f"TLS handshake failed: {e.reason or e}") from None
     bound = peer_node(sock)
     if bound is None:
         raise HandshakeError("TLS peer certificate names no dfl node")
@@ -127,3 +177,21 @@ def secret_accept(sock: socket.socket, me: Receiver, secret: bytes | None) -> Ha
             f"node {sender} failed the authentication (wrong or no transport secret)"
         )
     return sender
+
+
+def tls_connect(sock: ssl.SSLSocket, hello: bytes) -> Generator[int, None, None]:
+    """The connecting side over TLS: the handshake (the listener's certificate is
+    checked by the context), then this node's ``HELLO``."""
+    yield from tls_handshake(sock)
+    yield from send_exact(sock, hello)
+
+
+def secret_connect(
+    sock: socket.socket, hello: bytes, answer: Callable[[bytes], bytes] | None
+) -> Generator[int, None, None]:
+    """The connecting side in insecure mode: ``HELLO``, then with a secret
+    ``answer(nonce)`` to the listener's challenge."""
+    yield from send_exact(sock, hello)
+    if answer is not None:
+        nonce = yield from recv_exact(sock, NONCE_NBYTES)
+        yield from send_exact(sock, answer(bytes(nonce)))

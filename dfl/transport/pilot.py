@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import struct
 import threading
 import time
@@ -45,6 +44,7 @@ from dfl.pilot.membership import IDLE_POLL_S, POLL_S, Membership, node_of_addres
 from dfl.pilot.network import RunNetwork
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
+from dfl.transport.sender import PeerSender, SenderPool
 from dfl.transport.wire import DEFAULT_CHUNK_BYTES, HEADER_NBYTES, WireError, parse_header
 
 log = logging.getLogger("dfl.transport.pilot")
@@ -95,37 +95,32 @@ def _connect(socket_path: str) -> Any:
     return Driver(socket_path)
 
 
-class _Sender:
-    """The queue and thread that deliver one peer's messages, each acked or retried."""
+class _Sender(PeerSender[tuple[float, bytes]]):
+    """Delivers one peer's messages (``(queued at, data)``), each acked or retried."""
 
     def __init__(self, t: PilotTransport, peer: int):
+        super().__init__(peer, f"dfl-pilot-{t.node_id}->{peer}")
         self.t = t
-        self.peer = peer
-        self.queue: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
         self.driver: Any = None
         self.binding_sent = False
-        self.thread = threading.Thread(
-            target=self._loop, name=f"dfl-pilot-{t.node_id}->{peer}", daemon=True
-        )
-        self.thread.start()
 
-    def _loop(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                break
-            queued, data = item
-            if not self.binding_sent:
-                # The peer learns who this Pilot node is before any frame of it.
-                self.binding_sent = self._deliver(queued, self.t.binding_message(hello=True))
-                if data is HELLO or data is REPLY:
-                    continue
-            if data is HELLO:
-                continue
-            if data is REPLY:
-                data = self.t.binding_message(hello=False)
-            if not self._deliver(queued, data):
-                self.t.undelivered += 1
+    def deliver(self, item: tuple[float, bytes]) -> None:
+        """Delivers one message (this node's binding first, before any frame)."""
+        queued, data = item
+        if not self.binding_sent:
+            # The peer learns who this Pilot node is before any frame of it.
+            self.binding_sent = self._deliver(queued, self.t.binding_message(hello=True))
+            if data is HELLO or data is REPLY:
+                return
+        if data is HELLO:
+            return
+        if data is REPLY:
+            data = self.t.binding_message(hello=False)
+        if not self._deliver(queued, data):
+            self.t.undelivered += 1
+
+    def finish(self) -> None:
+        """Closes this sender's Driver connection."""
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 self.driver.close()
@@ -259,8 +254,7 @@ class PilotTransport(FramedTransport):
             neighbours=[p for p in peers if p != node_id],
             reconnect=lambda: _connect(socket_path),
         )
-        self._senders: dict[int, _Sender] = {}
-        self._lock = threading.Lock()
+        self._senders = SenderPool(lambda peer: _Sender(self, peer), self.closing)
         self._threads = [
             threading.Thread(
                 target=self._control_loop, name=f"dfl-pilot-ctl-{node_id}", daemon=True
@@ -272,31 +266,22 @@ class PilotTransport(FramedTransport):
 
     # -- sending ---------------------------------------------------------------------
 
-    def _sender(self, peer: int) -> _Sender | None:
-        with self._lock:
-            if self.closing.is_set():
-                return None
-            s = self._senders.get(peer)
-            if s is None:
-                s = self._senders[peer] = _Sender(self, peer)
-            return s
-
     def _transmit(self, peer: int, frames: Sequence[FrameParts]) -> None:
-        s = self._sender(peer)
+        s = self._senders.get(peer)
         if s is None:
             return
         now = time.monotonic()
         for frame in frames:
-            s.queue.put((now, b"".join(memoryview(p).cast("B") for p in frame)))
+            s.put((now, b"".join(memoryview(p).cast("B") for p in frame)))
 
     def binding_message(self, *, hello: bool) -> bytes:
         """This node's binding as a message; ``hello`` asks the peer for its own."""
         return BINDING_PREFIX + (b"?" if hello else b"") + self.membership.binding.encode()
 
     def _send_binding(self, peer: int, marker: bytes = HELLO) -> None:
-        s = self._sender(peer)
+        s = self._senders.get(peer)
         if s is not None:
-            s.queue.put((time.monotonic(), marker))
+            s.put((time.monotonic(), marker))
 
     # -- control -----------------------------------------------------------------------
 
@@ -442,13 +427,7 @@ class PilotTransport(FramedTransport):
 
     def flush(self, timeout: float = 30.0) -> None:
         """Waits until every queued message is delivered or given up (or ``timeout``)."""
-        with self._lock:
-            senders, self._senders = list(self._senders.values()), {}
-        for s in senders:
-            s.queue.put(None)
-        end = time.monotonic() + timeout
-        for s in senders:
-            s.thread.join(max(0.0, end - time.monotonic()))
+        self._senders.flush(timeout)
 
     def crash(self) -> None:
         """Stops abruptly, as a killed process would: queued sends are lost."""
@@ -466,10 +445,7 @@ class PilotTransport(FramedTransport):
         if not self.closing.is_set():
             self.flush()
         self.closing.set()
-        with self._lock:
-            senders, self._senders = list(self._senders.values()), {}
-        for s in senders:
-            s.queue.put(None)
+        self._senders.stop_all()
         for th in self._threads:
             th.join(timeout=2)
         super().close(drain=False)

@@ -7,7 +7,8 @@ TLS 1.3 handshake in which both ends show their run-CA certificate
 certificate does not name the node it meant to reach), says ``HELLO`` (a
 header-only frame naming it and the run), then writes frames: the 96-byte
 header is the length prefix of the chunk that follows. Sends are queued to one
-thread per peer, so a slow or dead peer never blocks the node.
+thread per peer (:mod:`dfl.transport.sender`), so a slow or dead peer never blocks
+the node.
 
 The listener and every connection not yet authenticated live in one thread
 (:class:`~dfl.transport.gate.Gate`): a cap on pending connections
@@ -39,20 +40,29 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import queue
 import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dfl.transport.auth import NONCE_NBYTES, proof
+from dfl.transport.auth import proof
 from dfl.transport.base import FramedTransport
 from dfl.transport.faults import FaultInjector, FrameParts
 from dfl.transport.gate import Gate
-from dfl.transport.handshake import Handshake, secret_accept, tls_accept
+from dfl.transport.handshake import (
+    Handshake,
+    HandshakeError,
+    HandshakeTimeoutError,
+    drive,
+    secret_accept,
+    secret_connect,
+    tls_accept,
+    tls_connect,
+)
+from dfl.transport.sender import PeerSender, SenderPool
 from dfl.transport.tls import TlsCredentials, client_context, node_name, server_context
 from dfl.transport.wire import (
     CHECKSUM_MASK,
@@ -220,20 +230,15 @@ def closed_by_peer(sock: socket.socket) -> bool:
         sock.setblocking(True)
 
 
-class _Peer:
-    """The outgoing connection to one peer and its sender thread."""
+class _Peer(PeerSender[list[FrameParts]]):
+    """The outgoing connection to one peer, written by its sender thread."""
 
     def __init__(self, transport: TcpTransport, peer: int):
+        super().__init__(peer, f"dfl-tcp-{transport.node_id}->{peer}")
         self.t = transport
-        self.peer = peer
-        self.queue: queue.SimpleQueue[list[FrameParts] | None] = queue.SimpleQueue()
         self.sock: socket.socket | None = None
         self.connected_once = False
         self.down_until = 0.0
-        self.thread = threading.Thread(
-            target=self._loop, name=f"dfl-tcp-{transport.node_id}->{peer}", daemon=True
-        )
-        self.thread.start()
 
     def _connect(self) -> socket.socket | None:
         address = self.t.addresses[self.peer]
@@ -269,17 +274,32 @@ class _Peer:
 
     def _handshake(self, sock: socket.socket) -> socket.socket | None:
         """TLS (the listener must show node ``peer``'s certificate), ``HELLO``, and in
-        insecure mode the shared-secret answer; the socket to write to, or ``None``."""
+        insecure mode the shared-secret answer, all within one total deadline
+        (``handshake_timeout_s``); the socket to write to, or ``None``."""
         t = self.t
-        sock.settimeout(t.handshake_timeout_s)
+        sock.setblocking(False)
         try:
             if t.client_tls is not None:
-                sock = t.client_tls.wrap_socket(sock, server_hostname=node_name(self.peer))
-            send_all(sock, [self._hello()])
-            if t.client_tls is None and t.secret is not None:
-                nonce = bytearray(NONCE_NBYTES)
-                recv_into(sock, memoryview(nonce))
-                sock.sendall(proof(t.secret, t.run, t.node_id, self.peer, bytes(nonce)))
+                sock = t.client_tls.wrap_socket(
+                    sock, server_hostname=node_name(self.peer), do_handshake_on_connect=False
+                )
+                steps = tls_connect(sock, self._hello())
+            else:
+                steps = secret_connect(sock, self._hello(), self._answer)
+            drive(sock, steps, t.handshake_timeout_s)
+        except HandshakeTimeoutError:
+            host, port = t.addresses[self.peer]
+            log.warning(
+                "node %d gave up the connection handshake with node %d at %s:%d: not "
+                "finished within transport.handshake_timeout_s=%gs",
+                t.node_id,
+                self.peer,
+                host,
+                port,
+                t.handshake_timeout_s,
+            )
+            sock.close()
+            return None
         except ssl.SSLCertVerificationError as e:
             log.warning(
                 "node %d refuses the listener at %s: it is not node %d of this run (%s)",
@@ -290,7 +310,7 @@ class _Peer:
             )
             sock.close()
             return None
-        except (OSError, ssl.SSLError) as e:
+        except (HandshakeError, OSError) as e:
             log.warning(
                 "node %d: connection handshake with node %d failed (%s)%s",
                 t.node_id,
@@ -302,8 +322,16 @@ class _Peer:
             )
             sock.close()
             return None
-        sock.settimeout(None)
+        sock.setblocking(True)
         return sock
+
+    @property
+    def _answer(self) -> Callable[[bytes], bytes] | None:
+        """Insecure mode with a secret: this node's answer to the listener's nonce."""
+        t, secret = self.t, self.t.secret
+        if secret is None:
+            return None
+        return lambda nonce: proof(secret, t.run, t.node_id, self.peer, nonce)
 
     def _hello(self) -> bytes:
         t = self.t
@@ -324,38 +352,40 @@ class _Peer:
             0,
         ).pack()
 
-    def _loop(self) -> None:
-        while True:
-            frames = self.queue.get()
-            if frames is None:
-                break
-            if self.sock is not None and closed_by_peer(self.sock):
-                self._drop()
-            for attempt in range(2):  # a connection that broke mid-message: once more, anew
+    def deliver(self, item: list[FrameParts]) -> None:
+        """Writes one message's frames, connecting first if need be; a connection the
+        peer closed is replaced first, and one that breaks mid-message is replaced and
+        the message written once more."""
+        if self.sock is not None and closed_by_peer(self.sock):
+            self._drop()
+        for attempt in range(2):
+            if self.sock is None:
+                self.sock = self._connect()
                 if self.sock is None:
-                    self.sock = self._connect()
-                    if self.sock is None:
-                        self.t.undelivered += 1
-                        break
-                try:
-                    for frame in frames:
-                        self.t.prefetch(frame)
-                        send_all(self.sock, frame)
-                    break
-                except OSError as e:
-                    self._drop()
-                    if attempt:
-                        log.warning(
-                            "node %d lost a message to node %d: %s", self.t.node_id, self.peer, e
-                        )
-                        self.t.undelivered += 1
-                    else:
-                        log.info(
-                            "node %d resends a message to node %d on a new connection: %s",
-                            self.t.node_id,
-                            self.peer,
-                            e,
-                        )
+                    self.t.undelivered += 1
+                    return
+            try:
+                for frame in item:
+                    self.t.prefetch(frame)
+                    send_all(self.sock, frame)
+                return
+            except OSError as e:
+                self._drop()
+                if attempt:
+                    log.warning(
+                        "node %d lost a message to node %d: %s", self.t.node_id, self.peer, e
+                    )
+                    self.t.undelivered += 1
+                else:
+                    log.info(
+                        "node %d resends a message to node %d on a new connection: %s",
+                        self.t.node_id,
+                        self.peer,
+                        e,
+                    )
+
+    def finish(self) -> None:
+        """Closes the connection after the last message (the peer reads to its end)."""
         self._drop(graceful=True)
 
     def _drop(self, graceful: bool = False) -> None:
@@ -437,7 +467,7 @@ class TcpTransport(FramedTransport):
         self._server_tls = server_context(tls) if tls is not None else None
         self.closing = threading.Event()
         self.undelivered = 0
-        self._peers: dict[int, _Peer] = {}
+        self._peers = SenderPool(lambda peer: _Peer(self, peer), self.closing)
         self._lock = threading.Lock()
         self._active: dict[socket.socket, float] = {}  # connection → its last header
         self._readers: dict[int, list[tuple[threading.Thread, socket.socket]]] = {}
@@ -480,13 +510,9 @@ class TcpTransport(FramedTransport):
                 self._crc_pool.submit(frame.payload.crc, frame.k + 1)
 
     def _transmit(self, peer: int, frames: Sequence[FrameParts]) -> None:
-        with self._lock:
-            if self.closing.is_set():
-                return
-            p = self._peers.get(peer)
-            if p is None:
-                p = self._peers[peer] = _Peer(self, peer)
-        p.queue.put(list(frames))
+        p = self._peers.get(peer)
+        if p is not None:
+            p.put(list(frames))
 
     # -- receiving -----------------------------------------------------------------
 
@@ -585,14 +611,7 @@ class TcpTransport(FramedTransport):
 
     def flush(self, timeout: float = 30.0) -> None:
         """Waits until every queued message is written (or ``timeout``)."""
-        with self._lock:
-            peers = list(self._peers.values())
-            self._peers = {}
-        for p in peers:
-            p.queue.put(None)
-        end = time.monotonic() + timeout
-        for p in peers:
-            p.thread.join(max(0.0, end - time.monotonic()))
+        self._peers.flush(timeout)
 
     def crash(self) -> None:
         """Stops abruptly, as a killed process would: queued sends are lost."""
@@ -600,10 +619,7 @@ class TcpTransport(FramedTransport):
             if self._delayer is not None:
                 self._delayer.close(drain=False)
         self.closing.set()
-        with self._lock:
-            peers, self._peers = list(self._peers.values()), {}
-        for p in peers:
-            p.queue.put(None)
+        for p in self._peers.stop_all():
             if p.sock is not None:
                 with contextlib.suppress(OSError):
                     p.sock.shutdown(socket.SHUT_RDWR)

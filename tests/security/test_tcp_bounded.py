@@ -15,16 +15,24 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dfl.transport import Kind, WireSpec, encode_payload
+from dfl.transport.auth import NONCE_NBYTES
 from dfl.transport.gate import LOG_FIRST
-from dfl.transport.tcp import IDLE_EVICT_S, MAX_CONNECTIONS_PER_PEER, TcpTransport, free_ports
-from dfl.transport.tls import client_context
-from dfl.transport.wire import FORMAT_VERSION, Header, run_digest
+from dfl.transport.tcp import (
+    IDLE_EVICT_S,
+    MAX_CONNECTIONS_PER_PEER,
+    RECONNECT_TIMEOUT_S,
+    TcpTransport,
+    free_ports,
+)
+from dfl.transport.tls import client_context, server_context
+from dfl.transport.wire import FORMAT_VERSION, HEADER_NBYTES, Header, run_digest
 from tests.transport.keys import credentials
 
 TREE = {"w": np.arange(256, dtype=np.float32)}
@@ -186,3 +194,120 @@ def test_a_member_keeps_at_most_two_connections():
             s.close()
         a.close()
         b.close()
+
+
+class TricklingListener:
+    """A fake listener at ``address`` that writes its answer one byte every ``every_s``
+    seconds: with ``keys``, the TLS handshake a real server with those keys would
+    write; without, an insecure node's shared-secret challenge (a nonce)."""
+
+    def __init__(self, address: tuple[str, int], keys=None, every_s: float = 0.05):
+        self.server = socket.create_server(address)
+        self.ctx = server_context(keys) if keys is not None else None
+        self.every_s = every_s
+        self.stop = threading.Event()
+        self.accepted = 0
+        self.hung_up: list[float] = []  # when each dialler closed its connection
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        self.server.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            with conn:
+                self._trickle(conn)
+
+    def _answer(self) -> Callable[[bytes], bytes]:
+        if self.ctx is None:  # the nonce, once the dialler's HELLO is in
+            got = bytearray()
+
+            def nonce(data: bytes) -> bytes:
+                first = len(got) < HEADER_NBYTES <= len(got) + len(data)
+                got.extend(data)
+                return bytes(NONCE_NBYTES) if first else b""
+
+            return nonce
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.ctx.wrap_bio(incoming, outgoing, server_side=True)
+
+        def handshake(data: bytes) -> bytes:
+            incoming.write(data)
+            with contextlib.suppress(ssl.SSLError):
+                tls.do_handshake()
+            return outgoing.read()
+
+        return handshake
+
+    def _trickle(self, conn: socket.socket) -> None:
+        answer = self._answer()
+        out = bytearray()
+        while not self.stop.is_set():
+            if select.select([conn], [], [], 0)[0]:
+                data = conn.recv(65536)
+                if not data:  # the dialler gave up
+                    self.hung_up.append(time.monotonic())
+                    return
+                out += answer(data)
+            if out:
+                with contextlib.suppress(OSError):
+                    conn.sendall(out[:1])
+                del out[:1]
+            self.stop.wait(self.every_s)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.server.close()
+
+
+@pytest.mark.parametrize("mode", ["tls", "insecure-secret"])
+def test_the_dialler_gives_up_a_trickling_listener_at_the_handshake_deadline(mode, caplog):
+    """Every read of the dialler gets a byte well within the deadline, so only one total
+    deadline ends its handshake; then the dialler keeps going: once the genuine node
+    listens there, the next message reaches it.
+
+    TLS: node 1's own certificate, written slowly (~1.5 kB at 20 B/s). Insecure mode:
+    the 32-byte nonce at 2 B/s (CPython bounds a blocking TLS handshake in total, but
+    not a run of ``recv`` calls).
+    """
+    addresses = [("127.0.0.1", p) for p in free_ports(2)]
+    if mode == "tls":
+        keys: list = credentials(2, RUN)
+        fake = TricklingListener(addresses[1], keys[1], every_s=0.05)
+        kw: list[dict] = [{"tls": k} for k in keys]
+    else:
+        fake = TricklingListener(addresses[1], every_s=0.5)
+        kw = [{"secret": b"s" * 32}] * 2
+    a = TcpTransport(0, addresses, run_id=RUN, handshake_timeout_s=1.0, **kw[0])
+    b = None
+    try:
+        with caplog.at_level(logging.WARNING, logger="dfl.transport.tcp"):
+            start = time.monotonic()
+            a.send(1, 0, Kind.WIRE, encode_payload(SPEC, TREE))
+            assert wait_for(lambda: fake.hung_up, timeout=5), "the dialler never gave up"
+            gave_up = fake.hung_up[0] - start
+            assert 0.9 <= gave_up <= 2.0, gave_up
+            assert wait_for(lambda: a.undelivered == 1)
+        logged = " ".join(r.getMessage() for r in caplog.records)
+        assert (
+            "node 0 gave up the connection handshake with node 1 at 127.0.0.1:"
+            f"{addresses[1][1]}: not finished within transport.handshake_timeout_s=1s"
+        ) in logged
+        fake.close()
+        b = TcpTransport(1, addresses, run_id=RUN, **kw[1])
+        b.expect(Kind.WIRE, SPEC)
+        time.sleep(RECONNECT_TIMEOUT_S)  # node 1 counts as down this long after a failure
+        a.send(1, 1, Kind.WIRE, encode_payload(SPEC, TREE))
+        got = b.receive(1, [0], time.monotonic() + 10)
+        assert got.missing == [] and fake.accepted == 1
+        np.testing.assert_array_equal(SPEC.unflatten(got.messages[0])["w"], TREE["w"])
+    finally:
+        fake.close()
+        a.close()
+        if b is not None:
+            b.close()
