@@ -36,6 +36,7 @@ from dfl.metrics import (
 )
 from dfl.metrics.display import print_table, round_progress, summary_table
 from dfl.resume import restore_run
+from dfl.sim.byzantine import algorithm_state, byzantine_simulation, honest_accuracy, record_fields
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
 from dfl.transport.wire import framed_nbytes
@@ -141,6 +142,8 @@ class Simulation:
       test: the global test set ``(x, y)``.
       local_test: the nodes' local test splits (``None``: none).
       gossip: ``gossip(round) -> (mixer data, mean out-degree)`` of that round.
+      byzantine: ``bool [N]`` the attackers (``None``: an ordinary run); the round
+        state is then a :class:`dfl.sim.byzantine.ByzantineCarried`.
     """
 
     exp: Experiment
@@ -152,6 +155,7 @@ class Simulation:
     test: tuple[Any, Any]
     local_test: Any
     gossip: Callable[[int], tuple[Any, float]]
+    byzantine: np.ndarray | None = None
 
     def batches(self, t: int) -> tuple[Any, jax.Array]:
         """Round ``t``'s batches of every node and the examples the DP batch cap cut."""
@@ -159,19 +163,23 @@ class Simulation:
 
     def evaluation(self, state: Any) -> dict[str, jax.Array]:
         """The evaluation metrics of ``state`` (per-node ``accuracy`` left out)."""
+        state = algorithm_state(state)
         metrics = self.evaluate(state, *self.test)
         if self.local_test is not None:
             metrics.update(self.evaluate_local(state, self.local_test))
+        if self.byzantine is not None:
+            metrics.update(honest_accuracy(metrics["accuracy"], self.byzantine))
         return {k: v for k, v in metrics.items() if k != "accuracy"}
 
 
 def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     """The :class:`Simulation` of ``exp`` and its initial stacked state (placed on the mesh)."""
-    mixer = pick_mixer(exp, cfg.sim.gossip)
+    mixer, robust = byzantine_simulation(exp, cfg) if exp.byzantine else (None, None)
+    mixer = mixer or pick_mixer(exp, cfg.sim.gossip)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
     # Sharded: pin every output (all have a leading node axis) to the node layout.
     round_fn = jax.jit(
-        make_round(exp.algorithm, mixer),
+        make_round(exp.algorithm, mixer, robust=robust),
         donate_argnums=(0,),
         out_shardings=None if mesh is None else node_sharding(mesh),
     )
@@ -181,6 +189,9 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     if mesh is not None:
         state, train, local_test = shard_nodes((state, train, local_test), mesh)
         test = replicate(test, mesh)
+    sample = make_sampler(exp)
+    if robust is not None:
+        state = robust.carried(exp, state, sample, train)
 
     @functools.lru_cache(maxsize=1)
     def gossip_at(slot: int) -> tuple[Any, float]:
@@ -197,11 +208,12 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
         round_fn=round_fn,
         evaluate=jax.jit(make_evaluate(exp.algorithm, exp.model)),
         evaluate_local=jax.jit(make_local_evaluate(exp.algorithm, exp.model)),
-        sample=make_sampler(exp),
+        sample=sample,
         train=train,
         test=test,
         local_test=local_test,
         gossip=gossip,
+        byzantine=None if exp.byzantine is None else exp.byzantine.byzantine,
     )
     return sim, state
 
@@ -212,7 +224,7 @@ def message_bytes(exp: Experiment, state: Any, batches: Any) -> int:
     ``state`` and ``batches`` are the stacked ones (node 0's shapes are used).
     """
     first = functools.partial(jax.tree.map, lambda x: x[0])
-    payload = wire_bytes(exp.algorithm, first(state), first(batches))
+    payload = wire_bytes(exp.algorithm, first(algorithm_state(state)), first(batches))
     return framed_nbytes(payload, exp.config.transport.chunk_bytes)
 
 
@@ -226,6 +238,7 @@ def write_metadata(workdir: str | Path, exp: Experiment, message_bytes: int) -> 
         node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
         partition=exp.federated.summary,
         **privacy_metadata(exp),
+        **(exp.byzantine.metadata() if exp.byzantine is not None else {}),
     )
     Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
 
@@ -334,6 +347,7 @@ def run_rounds(
                     evaluation=sim.evaluation(state),
                     bytes_sent_per_node=at.bytes_sent,
                     **privacy_metrics(exp, at.round, at.dropped),
+                    **record_fields(info),
                 )
                 records.append(record)
                 if writer is not None:
@@ -343,7 +357,7 @@ def run_rounds(
             bar.advance(task)
             if saver is not None and saver.due(at.round, cfg.rounds):
                 saver.save(at.round, state, meta=at.meta())
-    return Result(records, state, exp, compile_time)
+    return Result(records, algorithm_state(state), exp, compile_time)
 
 
 def print_summary(result: Result) -> None:
