@@ -176,6 +176,10 @@ class NodeExchange:
       deadline_s, first_deadline_s, wait_timeout_s: ``node.*`` of the config.
       chunk_bytes: ``transport.chunk_bytes``.
       counts: the counters to add to (the node's, restored from a checkpoint).
+      robust: this node's :class:`dfl.node.byzantine.NodeByzantine` (``None``: an
+        ordinary run): an attacker sends each out-neighbour its attack message, the
+        mix is the robust rule's, and newly flagged peers go to ``transport.block``.
+      revoke_flagged: ask the transport to also revoke a flagged peer's trust (Pilot).
     """
 
     def __init__(
@@ -193,6 +197,8 @@ class NodeExchange:
         wait_timeout_s: float,
         chunk_bytes: int,
         counts: ExchangeCounts,
+        robust: Any = None,
+        revoke_flagged: bool = False,
     ):
         self.node = node
         self.schedule = schedule
@@ -206,6 +212,8 @@ class NodeExchange:
         self.wait_timeout_s = wait_timeout_s
         self.chunk_bytes = chunk_bytes
         self.counts = counts
+        self.robust = robust
+        self.revoke_flagged = revoke_flagged
         self.mix = jax.jit(mix)
         self.first = True  # the first exchange of this process waits first_deadline_s
         self.dependents: list[int] = []
@@ -239,9 +247,14 @@ class NodeExchange:
             )
         own = self.decode(wire)
         payload = encode_payload(self.spec, wire, chunk_bytes=self.chunk_bytes)
+        per_peer = self.robust.outgoing(own, round) if self.robust is not None else None
         for j in outs:
+            if per_peer is not None:  # an attacker: each recipient its own message
+                payload = encode_payload(self.spec, per_peer[j], chunk_bytes=self.chunk_bytes)
             self.counts.bytes_sent += self.transport.send(j, round, Kind.WIRE, payload)
             self.counts.messages_sent += 1
+        if self.robust is not None:  # do not wait for peers cut off at the transport
+            ins = [j for j in ins if j not in self.robust.flagged]
         got = self._receive(round, ins, outs)
         self.first, self.dependents, self.received = False, outs, got
         received = {
@@ -249,6 +262,8 @@ class NodeExchange:
             for j, leaves in got.messages.items()
             if delivered is None or j in delivered
         }
+        if self.robust is not None:
+            return self._robust_mix(W, own, received, got, round)
         plan = plan_mix(self.node, W[self.node], own, received, self.rule)
         self.plan = plan
         self._count(got, received, plan)
@@ -261,6 +276,22 @@ class NodeExchange:
             }
             log.info("node %d round %d: missing %s (%s)", self.node, round, plan.missing, reasons)
         return self.mix(jnp.asarray(plan.weights), plan.messages)
+
+    def _robust_mix(
+        self, W: np.ndarray, own: Any, received: dict[int, Any], got: Received, round: int
+    ) -> Any:
+        """The robust rule's mix; newly flagged peers are cut off at the transport."""
+        assert self.robust is not None
+        mixed, flagged = self.robust.combine(own, received, round)
+        plan = plan_mix(self.node, W[self.node], own, received, MissingRule.RENORMALIZE)
+        self.plan = plan  # the sources the finite guard names
+        self._count(got, received, plan)
+        block = getattr(self.transport, "block", None)
+        for j in flagged:
+            log.warning("node %d round %d: flagged node %d (byzantine.detect)", self.node, round, j)
+            if block is not None:
+                block(j, revoke=self.revoke_flagged)
+        return mixed
 
     def _count(self, got: Received, received: Mapping[int, Any], plan: MixPlan) -> None:
         late = sum(r.late for r in got.rejections)

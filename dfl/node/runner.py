@@ -46,6 +46,7 @@ from dfl import data as dfl_data
 from dfl.checkpoint import Checkpointer
 from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
 from dfl.metrics.writer import continue_metrics
+from dfl.node.byzantine import NodeByzantine
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
@@ -180,6 +181,7 @@ class NodeRunner:
         self.keep_params = keep_params
         self.params_at: dict[int, Any] = {}
         self._last_mix: MixSeen | None = None  # the previous round's, for the finite guard
+        self.robust: NodeByzantine | None = None
 
     # -- state ---------------------------------------------------------------------
 
@@ -228,7 +230,20 @@ class NodeRunner:
             wait_timeout_s=node_cfg.wait_timeout_s,
             chunk_bytes=self.cfg.transport.chunk_bytes,
             counts=self.counters,
+            robust=self._byzantine(),
+            revoke_flagged=self.exp.config.byzantine.revoke_flagged,
         )
+
+    def _byzantine(self) -> NodeByzantine | None:
+        plan = self.exp.byzantine
+        if plan is None:
+            return None
+        if plan.byzantine[self.node] and self.cfg.compression.name != "identity":
+            raise ValueError(
+                "a deployed attacker sends attack messages as its wire: byzantine.attack needs "
+                f"uncompressed messages, found compression={self.cfg.compression.name!r}"
+            )
+        return NodeByzantine(plan, self.exp.schedule, self.node, self.program.round_key)
 
     def _round(self, t: int, state: Any, data: Any, exchange: NodeExchange):
         """Step → exchange → combine, as :func:`dfl.sim.round.make_round`."""
@@ -280,6 +295,7 @@ class NodeRunner:
         program.compile()
         compile_time = time.perf_counter() - began
         exchange = self._exchange()
+        self.robust = exchange.robust
         writer = None
         if self.workdir is not None:
             if start > 0:  # a resumed node's records go on from its checkpoint's round
@@ -362,6 +378,7 @@ class NodeRunner:
             messages_late=c.messages_late,
             rounds_skipped=c.rounds_skipped,
             **privacy,
+            **(self.robust.record() if self.robust is not None else {}),
         )
         self.records.append(record)
         if self.keep_params:

@@ -37,7 +37,8 @@ class ByzantineCarry(NamedTuple):
 
     Attributes:
       prev: the previous round's messages ``[N, ...]`` (what attackers saw).
-      prev_ok: ``bool [E]`` which edge messages were received in the previous round.
+      prev_ok: ``bool [E]`` which edge messages were received (and not flagged) in the
+        previous round.
       started: ``bool`` scalar, ``True`` after the first round.
       detector: the outlier detector's window and sticky flags.
     """
@@ -158,7 +159,8 @@ class ByzantineRound:
             pairs=self.pairs,
         )
         info = flag_info(detector.flagged, edges, byz)
-        return mixed, ByzantineCarry(messages, ok, jnp.ones((), bool), detector), info
+        # what the attackers saw: the flagged peers' messages are refused (as a transport does)
+        return mixed, ByzantineCarry(messages, use, jnp.ones((), bool), detector), info
 
 
 def byzantine_simulation(exp: Any, cfg: Any) -> tuple[GatheredMixer, ByzantineRound]:
