@@ -76,7 +76,7 @@ def test_every_sweep_combination_composes_and_builds(experiment, combination):
     check_requirements(schedule, algorithm.requirements, algorithm.name)
     for override in combination:
         key, value = override.split("=")
-        if key in ("algorithm", "compression", "topology"):
+        if key in ("algorithm", "compression", "topology", "byzantine"):
             assert getattr(config, key).name == value
         else:
             assert str(OmegaConf.select(cfg, key)) == value
