@@ -24,7 +24,7 @@ ATTACKS = ("sign_flip", "alie", "dissensus")
 
 
 def honest(run) -> float:
-    last = run.records[-1]
+    last = run["records"][-1]
     return last.get("test_accuracy_honest_mean", last["test_accuracy_mean"])
 
 
@@ -33,10 +33,12 @@ def collect():
     acc: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     flags: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for run in load_runs(RUNS):
-        c = run.config
+        c = run["config"]
         b = len(c["byzantine.nodes"]) if c.get("byzantine.nodes") else int(c["byzantine.attackers"])
         attack = str(c["byzantine.attack"])
-        last = run.records[-1]
+        if c.get("byzantine.b") is not None:  # a forced per-neighbourhood b (unsafe cells)
+            attack = f"{attack}, b_rule={c['byzantine.b']}"
+        last = run["records"][-1]
         if c["byzantine.detect"]:
             flags[(attack, b)].append(
                 (last.get("byzantine_flagged_true", 0), last.get("byzantine_flagged_false", 0))
@@ -55,7 +57,8 @@ def fmt(values: list[float]) -> str:
 
 def table(acc, flags) -> str:
     lines = ["| b | attack | " + " | ".join(RULES) + " |", "|---|---|" + "---|" * len(RULES)]
-    for rule_row in [(0, "none")] + [(b, a) for b in (1, 2) for a in ATTACKS]:
+    forced = [(2, f"{a}, b_rule=2") for a in ATTACKS if (RULES[1], f"{a}, b_rule=2", 2) in acc]
+    for rule_row in [(0, "none")] + [(b, a) for b in (1, 2) for a in ATTACKS] + forced:
         b, attack = rule_row
         cells = [fmt(acc.get((r, attack, b), [])) for r in RULES]
         lines.append(f"| {b} | {attack} | " + " | ".join(cells) + " |")
