@@ -124,3 +124,22 @@ def test_a_blocked_peer_frames_are_refused():
     assert [r.sender for r in got.rejections] == [0]
     np.testing.assert_array_equal(spec.unflatten(got.messages[2])["w"], tree["w"])
     assert b.blocked == {0}
+
+
+def test_blocking_on_pilot_revokes_trust_only_when_asked():
+    from dfl.transport.base import FramedTransport
+    from dfl.transport.pilot import PilotTransport
+
+    class Membership:
+        def __init__(self):
+            self.revoked: set[int] = set()
+
+        def revoke(self, node: int) -> None:
+            self.revoked.add(node)
+
+    t = PilotTransport.__new__(PilotTransport)
+    FramedTransport.__init__(t, 0, 3, run_id="p")  # the shared part, no daemon
+    t.membership = Membership()  # type: ignore[assignment]
+    t.block(1)
+    t.block(2, revoke=True)
+    assert t.blocked == {1, 2} and t.membership.revoked == {2}
