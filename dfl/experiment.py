@@ -25,6 +25,8 @@ from dfl.config.schema import Config
 from dfl.data.sizes import check_batch_size
 from dfl.models import FunctionalModel, build_model
 from dfl.privacy import PrivacyPlan, make_local_update, plan_privacy, with_message_noise
+from dfl.robust.attacks import flip_labels
+from dfl.robust.plan import ByzantinePlan, active, make_plan
 from dfl.topology import build_schedule, check_requirements
 
 INIT_STREAM, BATCH_STREAM, ALGORITHM_STREAM, STATE_STREAM = 0, 1, 2, 3
@@ -43,6 +45,8 @@ class Experiment:
       schedule: the mixing schedule (``weights(round)``).
       privacy: the resolved DP-SGD plan (σ, per-node sampling rates,
         accountant), or ``None`` without DP-SGD.
+      byzantine: the attackers, attack and robust rule (:mod:`dfl.robust.plan`), or
+        ``None`` for an ordinary run (``byzantine=none``, no attackers, no detection).
     """
 
     config: Config
@@ -51,6 +55,7 @@ class Experiment:
     federated: Any
     schedule: Any
     privacy: PrivacyPlan | None = None
+    byzantine: ByzantinePlan | None = None
 
     @property
     def n(self) -> int:
@@ -164,7 +169,27 @@ def build_experiment(cfg: Config, optimizer: optax.GradientTransformation) -> Ex
         cfg.topology, cfg.mixing, seed=cfg.seed, requirements=algorithm.requirements
     )
     check_requirements(schedule, algorithm.requirements, algorithm.name)
-    return Experiment(cfg, model, algorithm, federated, schedule, privacy)
+    byzantine = None
+    if active(cfg.byzantine):
+        byzantine = make_plan(
+            cfg.byzantine,
+            schedule,
+            algorithm=algorithm.name,
+            missing_rule=algorithm.missing_rule,
+            seed=cfg.seed,
+        )
+        if byzantine.attack.name == "label_flip":
+            federated = flip_attackers_labels(federated, byzantine)
+    return Experiment(cfg, model, algorithm, federated, schedule, privacy, byzantine)
+
+
+def flip_attackers_labels(federated: Any, plan: ByzantinePlan) -> Any:
+    """``federated`` with the attackers' training labels flipped (``C − 1 − y``)."""
+    train = federated.train
+    _, flipped = flip_labels(train.x, train.y, num_classes=federated.num_classes)
+    rows = jnp.asarray(plan.byzantine)[:, None]
+    y = jnp.where(rows, flipped, train.y)
+    return dataclasses.replace(federated, train=train._replace(y=y))
 
 
 def make_sampler(exp: Experiment) -> Callable[[jax.Array, Any], tuple[Any, jax.Array]]:

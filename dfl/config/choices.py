@@ -54,3 +54,23 @@ class Sampling(Choice):
 
     poisson = "poisson"
     fixed = "fixed"
+
+
+class Attack(Choice):
+    """``byzantine.attack``: what the attackers send (see :mod:`dfl.robust.attacks`)."""
+
+    none = "none"
+    sign_flip = "sign_flip"
+    gaussian = "gaussian"
+    alie = "alie"
+    ipm = "ipm"
+    dissensus = "dissensus"
+    label_flip = "label_flip"
+
+
+class TauRule(Choice):
+    """``byzantine.tau`` of ClippedGossip: the clipping radius (:mod:`dfl.robust.clipping`)."""
+
+    adaptive = "adaptive"
+    oracle = "oracle"
+    fixed = "fixed"

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from dfl.config.algorithm_schema import AlgorithmConfig
+from dfl.config.byzantine_schema import ByzantineConfig
 from dfl.config.choices import ModelInit
 from dfl.config.compression_schema import CompressionConfig
 from dfl.config.data_schema import DataConfig
@@ -96,6 +97,7 @@ class Config:
         whose ``learning_rate`` may itself be an optax schedule via ``_target_``.
       compression: the compressor of the messages (algorithms that compress).
       privacy: DP-SGD at every node and its accounting.
+      byzantine: attackers, their attack, detection and the robust combine rule.
       sim: simulation-runner switches.
       network: the network model (virtual time and faults; ``ideal``: none).
       node, transport: the deployed node and how nodes exchange messages.
@@ -115,6 +117,7 @@ class Config:
     optimizer: Any = None
     compression: CompressionConfig = dataclasses.field(default_factory=CompressionConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+    byzantine: ByzantineConfig = dataclasses.field(default_factory=ByzantineConfig)
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     plot: str = ""

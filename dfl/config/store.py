@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from dfl.config import algorithm_schema, compression_schema
+from dfl.config import algorithm_schema, byzantine_schema, compression_schema
 from dfl.config.schema import Config
 
 SCHEMA_NAME = "config_schema"
@@ -22,7 +22,8 @@ def register() -> None:
     """Stores the schemas and adds the ``mul`` and ``run_dirname`` resolvers.
 
     :class:`Config` is stored as ``config_schema``; each algorithm's and
-    compressor's schema as ``schema/algorithm/NAME`` and ``schema/compression/NAME``
+    compressor's and robust rule's schema as ``schema/algorithm/NAME``,
+    ``schema/compression/NAME`` and ``schema/byzantine/NAME``
     (the group files start from them). ``${mul:a,b}`` multiplies numbers (e.g. a
     schedule's ``decay_steps: ${mul:${rounds},${algorithm.local_steps}}``);
     ``${run_dirname:${hydra.job.override_dirname}}`` names a sweep job's directory
@@ -34,6 +35,8 @@ def register() -> None:
         cs.store(group="schema/algorithm", name=name, node=node)
     for name, node in compression_schema.SCHEMAS.items():
         cs.store(group="schema/compression", name=name, node=node)
+    for name, node in byzantine_schema.SCHEMAS.items():
+        cs.store(group="schema/byzantine", name=name, node=node)
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda *xs: _product(xs))
     if not OmegaConf.has_resolver("run_dirname"):

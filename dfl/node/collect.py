@@ -23,6 +23,7 @@ from dfl.evaluate import make_evaluate, make_local_evaluate
 from dfl.experiment import Experiment
 from dfl.metrics import metrics_record, privacy_record, read_jsonl, run_metadata
 from dfl.node.runner import load_params, params_path
+from dfl.sim.byzantine import FLAG_KEYS, honest_accuracy
 from dfl.transport.factory import security
 from dfl.transport.wire import framed_nbytes
 
@@ -61,6 +62,10 @@ def make_scorer(exp: Experiment):
     def score(stacked: Any, nodes: Sequence[int]) -> dict[str, float]:
         out = evaluate(stacked, fed.test_x, fed.test_y)
         metrics = {k: float(v) for k, v in out.items() if k != "accuracy"}
+        if exp.byzantine is not None:
+            byz = exp.byzantine.byzantine[np.asarray(nodes)]
+            honest = honest_accuracy(out["accuracy"], byz)
+            metrics.update({k: float(v) for k, v in honest.items()})
         if local_test is not None:
             rows = jax.tree.map(lambda a: a[np.asarray(nodes)], local_test)
             metrics.update({k: float(v) for k, v in evaluate_local(stacked, rows).items()})
@@ -110,6 +115,7 @@ def combine_round(
         train_loss_max=float(loss.max()),
         nodes_reporting=len(records),
         **{key: int(sum(r.get(key, 0) for r in records)) for key in SUMMED},
+        **{k: int(sum(r.get(k, 0) for r in records)) for k in FLAG_KEYS if k in records[0]},
         **privacy,
         **network_fields(records),
     )
@@ -177,6 +183,7 @@ def write_metadata(workdir: str | Path, exp: Experiment, spec: Any, run_id: str)
         transport=cfg.transport.name,
         transport_security=security(cfg.transport),
         run_id=run_id,
+        **(exp.byzantine.metadata() if exp.byzantine is not None else {}),
     )
     Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
 

@@ -182,6 +182,10 @@ class NodeExchange:
         peer held for down (:mod:`dfl.transport.liveness`) is not awaited, except
         in the first round after a (re)start (``first_deadline_s`` is for peers
         slow to start); ``WAIT`` algorithms always wait.
+      robust: this node's :class:`dfl.node.byzantine.NodeByzantine` (``None``: an
+        ordinary run): an attacker sends each out-neighbour its attack message, the
+        mix is the robust rule's, and newly flagged peers go to ``transport.block``.
+      revoke_flagged: ask the transport to also revoke a flagged peer's trust (Pilot).
     """
 
     def __init__(
@@ -200,6 +204,8 @@ class NodeExchange:
         chunk_bytes: int,
         counts: ExchangeCounts,
         down_after_missed: int = 0,
+        robust: Any = None,
+        revoke_flagged: bool = False,
     ):
         self.node = node
         self.schedule = schedule
@@ -215,6 +221,8 @@ class NodeExchange:
         self.counts = counts
         self.down_after_missed = down_after_missed if rule == MissingRule.RENORMALIZE else 0
         self._members: dict[int, frozenset[int]] = {}
+        self.robust = robust
+        self.revoke_flagged = revoke_flagged
         self.mix = jax.jit(mix)
         self.first = True  # the first exchange of this process waits first_deadline_s
         self.dependents: list[int] = []
@@ -249,11 +257,16 @@ class NodeExchange:
             )
         own = self.decode(wire)
         payload = encode_payload(self.spec, wire, chunk_bytes=self.chunk_bytes)
+        per_peer = self.robust.outgoing(own, round) if self.robust is not None else None
         for j in outs:
+            if per_peer is not None:  # an attacker: each recipient its own message
+                payload = encode_payload(self.spec, per_peer[j], chunk_bytes=self.chunk_bytes)
             self.counts.bytes_sent += self.transport.send(j, round, Kind.WIRE, payload)
             self.counts.messages_sent += 1
         # Messages outside the mask count as missing anyway: wait only for the others.
         awaited = ins if delivered is None else [j for j in ins if j in delivered]
+        if self.robust is not None:  # do not wait for peers cut off at the transport
+            awaited = [j for j in awaited if j not in self.robust.flagged]
         got = self._receive(round, awaited, outs)
         self.first, self.dependents, self.received = False, outs, got
         received = {
@@ -261,6 +274,8 @@ class NodeExchange:
             for j, leaves in got.messages.items()
             if delivered is None or j in delivered
         }
+        if self.robust is not None:
+            return self._robust_mix(W, own, received, got, round)
         plan = plan_mix(self.node, W[self.node], own, received, self.rule)
         self.plan = plan
         self._count(got, received, plan)
@@ -273,6 +288,22 @@ class NodeExchange:
             }
             log.info("node %d round %d: missing %s (%s)", self.node, round, plan.missing, reasons)
         return self.mix(jnp.asarray(plan.weights), plan.messages)
+
+    def _robust_mix(
+        self, W: np.ndarray, own: Any, received: dict[int, Any], got: Received, round: int
+    ) -> Any:
+        """The robust rule's mix; newly flagged peers are cut off at the transport."""
+        assert self.robust is not None
+        mixed, flagged = self.robust.combine(own, received, round)
+        plan = plan_mix(self.node, W[self.node], own, received, MissingRule.RENORMALIZE)
+        self.plan = plan  # the sources the finite guard names
+        self._count(got, received, plan)
+        block = getattr(self.transport, "block", None)
+        for j in flagged:
+            log.warning("node %d round %d: flagged node %d (byzantine.detect)", self.node, round, j)
+            if block is not None:
+                block(j, revoke=self.revoke_flagged)
+        return mixed
 
     def _count(self, got: Received, received: Mapping[int, Any], plan: MixPlan) -> None:
         self.counts.messages_received += len(received)

@@ -93,6 +93,10 @@ class NodeProgram:
         """The batch key of ``node`` at ``round_`` (as the simulation's)."""
         return jax.random.fold_in(self.exp.stream(BATCH_STREAM, round_), node)
 
+    def round_key(self, round_: int) -> jax.Array:
+        """The algorithm key of ``round_`` before the per-node fold (the simulation's)."""
+        return self.exp.stream(ALGORITHM_STREAM, round_)
+
     def algorithm_key(self, round_: int, node: int) -> jax.Array:
         """The algorithm key of ``node`` at ``round_`` (as the simulation's)."""
         return jax.random.fold_in(self.exp.stream(ALGORITHM_STREAM, round_), node)

@@ -52,6 +52,7 @@ from dfl.metrics import MetricsWriter, is_eval_round, metrics_record
 from dfl.metrics.writer import continue_metrics
 from dfl.network.deploy import node_schedule
 from dfl.network.schedule import Schedule
+from dfl.node.byzantine import NodeByzantine
 from dfl.node.exchange import ExchangeCounts, NodeExchange
 from dfl.node.finite import MixSeen, health, non_finite_error
 from dfl.node.program import NodeProgram, senders_of
@@ -196,6 +197,7 @@ class NodeRunner:
         self.params_at: dict[int, Any] = {}
         self._last_mix: MixSeen | None = None  # the previous round's, for the finite guard
         self.schedule: Schedule | None = None  # the replayed network schedule (network models)
+        self.robust: NodeByzantine | None = None
 
     # -- state ---------------------------------------------------------------------
 
@@ -254,7 +256,25 @@ class NodeRunner:
             chunk_bytes=self.cfg.transport.chunk_bytes,
             counts=self.counters,
             down_after_missed=self.cfg.transport.down_after_missed,
+            robust=self._byzantine(),
+            revoke_flagged=self.exp.config.byzantine.revoke_flagged,
         )
+
+    def _byzantine(self) -> NodeByzantine | None:
+        plan = self.exp.byzantine
+        if plan is None:
+            return None
+        if self.cfg.network.name != "ideal":
+            raise ValueError(
+                f"byzantine={self.cfg.byzantine.name!r} with network={self.cfg.network.name!r}: "
+                "robust rules and network models do not combine yet; use network=ideal"
+            )
+        if plan.byzantine[self.node] and self.cfg.compression.name != "identity":
+            raise ValueError(
+                "a deployed attacker sends attack messages as its wire: byzantine.attack needs "
+                f"uncompressed messages, found compression={self.cfg.compression.name!r}"
+            )
+        return NodeByzantine(plan, self.exp.schedule, self.node, self.program.round_key)
 
     def _round(
         self,
@@ -356,6 +376,7 @@ class NodeRunner:
         program.compile()
         compile_time = time.perf_counter() - began
         exchange = self._exchange()
+        self.robust = exchange.robust
         writer = None
         if self.workdir is not None:
             if start > 0:  # a resumed node's records go on from its checkpoint's round
@@ -457,6 +478,7 @@ class NodeRunner:
             rounds_skipped=c.rounds_skipped,
             **privacy,
             **self._network_fields(round_),
+            **(self.robust.record() if self.robust is not None else {}),
         )
         self.records.append(record)
         if self.keep_params:

@@ -48,6 +48,7 @@ from jax.typing import ArrayLike
 from dfl.experiment import ALGORITHM_STREAM, BATCH_STREAM
 from dfl.metrics import is_eval_round
 from dfl.network.round import record_fields as network_fields
+from dfl.sim.byzantine import record_fields as byzantine_fields
 
 if TYPE_CHECKING:  # the runner imports this module
     from dfl.checkpoint import Checkpointer
@@ -74,6 +75,7 @@ def record_fields(info: dict[str, jax.Array]) -> dict[str, jax.Array]:
     fields = {"train_loss": node_mean(info["loss"])}
     fields.update({k: v for k, v in info.items() if k != "loss" and jnp.ndim(v) == 0})
     fields.update(network_fields(info))  # a network model's per-node counters, reduced
+    fields.update(byzantine_fields(info))  # the per-node flag counts, summed
     return fields
 
 

@@ -24,7 +24,7 @@ def node_keys(key: jax.Array, n: int) -> jax.Array:
 
 
 def make_round(
-    algorithm: Algorithm, exchange: Exchange | None
+    algorithm: Algorithm, exchange: Exchange | None, *, robust: Any = None
 ) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
     """Builds ``round(state, batches, w_data, key, delivered=None) -> (state, info)``.
 
@@ -33,6 +33,10 @@ def make_round(
       exchange: the gossip operator (``exchange.apply(messages, w_data)``), or
         ``None`` to skip the exchange (every node combines its own message: W = I,
         the benchmarks' floor).
+      robust: a :class:`dfl.sim.byzantine.ByzantineRound` (``exchange`` is then its
+        gathered mixer): the state is a ``ByzantineCarried(state, carry)``, the exchange
+        is ``robust.exchange`` (attacks, detection, robust rule) and its per-node flag
+        counts join ``info``.
 
     Returns:
       A pure function over the stacked state (leading node axis). Node ``i``
@@ -43,9 +47,16 @@ def make_round(
     """
 
     def round_fn(state: Any, batches: Any, w_data: Any, key: jax.Array, delivered: Any = None):
+        carried: Any = state
+        if robust is not None:
+            state = carried.state
         n = jax.tree.leaves(state)[0].shape[0]
         state, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
         messages = jax.vmap(algorithm.decode)(wire)
+        if robust is not None:
+            mixed, carry, flags = robust.exchange(messages, w_data, carried.carry, key, delivered)
+            new = carried._replace(state=jax.vmap(algorithm.combine)(state, mixed), carry=carry)
+            return new, {**info, **flags}
         if exchange is None:
             mixed = messages
         elif delivered is None:

@@ -40,8 +40,11 @@ from dfl.metrics import (
 )
 from dfl.metrics.display import print_table, round_progress, summary_table
 from dfl.metrics.writer import to_builtin
-from dfl.network.sim import algorithm_state, network_round
+from dfl.network.round import algorithm_state as network_state
+from dfl.network.sim import network_round
 from dfl.resume import restore_run
+from dfl.sim import byzantine
+from dfl.sim.byzantine import byzantine_simulation, honest_accuracy
 from dfl.sim.loop import record_fields, run_scanned
 from dfl.sim.round import make_round, wire_bytes
 from dfl.sim.sharding import node_mesh, node_sharding, replicate, shard_nodes
@@ -49,6 +52,12 @@ from dfl.transport.wire import framed_nbytes
 
 FIELDS = jax.jit(record_fields)
 """A round's record fields (:func:`dfl.sim.loop.record_fields`) in one dispatch."""
+
+
+def algorithm_state(state: Any) -> Any:
+    """The algorithm's stacked state of a round state (a network model's carry or a
+    Byzantine one, :mod:`dfl.network.round`, :mod:`dfl.sim.byzantine`, or none)."""
+    return byzantine.algorithm_state(network_state(state))
 
 
 @dataclasses.dataclass
@@ -152,6 +161,8 @@ class Simulation:
       local_test: the nodes' local test splits (``None``: none).
       gossip: ``gossip(round) -> (mixer data, mean out-degree)`` of that round.
       mixer: the gossip operator (``None``: ``sim.gossip=identity``).
+      byzantine: ``bool [N]`` the attackers (``None``: an ordinary run); the round
+        state is then a :class:`dfl.sim.byzantine.ByzantineCarried`.
     """
 
     exp: Experiment
@@ -164,6 +175,7 @@ class Simulation:
     local_test: Any
     gossip: Callable[[int], tuple[Any, float]]
     mixer: Any = None
+    byzantine: np.ndarray | None = None
 
     def batches(self, t: int) -> tuple[Any, jax.Array]:
         """Round ``t``'s batches of every node and the examples the DP batch cap cut."""
@@ -175,18 +187,26 @@ class Simulation:
         metrics = self.evaluate(state, *self.test)
         if self.local_test is not None:
             metrics.update(self.evaluate_local(state, self.local_test))
+        if self.byzantine is not None:
+            metrics.update(honest_accuracy(metrics["accuracy"], self.byzantine))
         return {k: v for k, v in metrics.items() if k != "accuracy"}
 
 
 def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     """The :class:`Simulation` of ``exp`` and its initial stacked state (placed on the mesh)."""
-    mixer = pick_mixer(exp, cfg.sim.gossip)
+    mixer, robust = byzantine_simulation(exp, cfg) if exp.byzantine else (None, None)
+    mixer = mixer or pick_mixer(exp, cfg.sim.gossip)
     mesh = node_mesh(exp.n) if cfg.sim.shard_nodes else None
     fed = exp.federated
     state = init_state(exp)
     # A network model (cfg.network not ideal): a masking mixer, carry = (state, network).
+    if robust is not None and cfg.network.name != "ideal":
+        raise ValueError(
+            f"byzantine={cfg.byzantine.name!r} with network={cfg.network.name!r}: robust rules "
+            "run on the gathered exchange, network models on the masked one; use network=ideal"
+        )
     round_impl, mixer, state = network_round(exp, mixer, state)
-    round_impl = round_impl or make_round(exp.algorithm, mixer)
+    round_impl = round_impl or make_round(exp.algorithm, mixer, robust=robust)
     # Sharded: pin every output (all have a leading node axis) to the node layout.
     round_fn = jax.jit(
         round_impl,
@@ -197,6 +217,9 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
     if mesh is not None:
         state, train, local_test = shard_nodes((state, train, local_test), mesh)
         test = replicate(test, mesh)
+    sample = make_sampler(exp)
+    if robust is not None:
+        state = robust.carried(exp, state, sample, train)
 
     @functools.lru_cache(maxsize=1)
     def gossip_at(slot: int) -> tuple[Any, float]:
@@ -213,12 +236,13 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
         round_fn=round_fn,
         evaluate=jax.jit(make_evaluate(exp.algorithm, exp.model)),
         evaluate_local=jax.jit(make_local_evaluate(exp.algorithm, exp.model)),
-        sample=make_sampler(exp),
+        sample=sample,
         train=train,
         test=test,
         local_test=local_test,
         gossip=gossip,
         mixer=mixer,
+        byzantine=None if exp.byzantine is None else exp.byzantine.byzantine,
     )
     return sim, state
 
@@ -229,7 +253,7 @@ def message_bytes(exp: Experiment, state: Any, batches: Any) -> int:
     ``state`` and ``batches`` are the stacked ones (node 0's shapes are used).
     """
     first = functools.partial(jax.tree.map, lambda x: x[0])
-    payload = wire_bytes(exp.algorithm, first(state), first(batches))
+    payload = wire_bytes(exp.algorithm, first(algorithm_state(state)), first(batches))
     return framed_nbytes(payload, exp.config.transport.chunk_bytes)
 
 
@@ -243,6 +267,7 @@ def write_metadata(workdir: str | Path, exp: Experiment, message_bytes: int) -> 
         node_sample_counts=np.asarray(exp.federated.train.counts).tolist(),
         partition=exp.federated.summary,
         **privacy_metadata(exp),
+        **(exp.byzantine.metadata() if exp.byzantine is not None else {}),
     )
     Path(workdir, "metadata.json").write_text(json.dumps(meta, indent=2))
 

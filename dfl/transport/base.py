@@ -163,6 +163,8 @@ class FramedTransport(abc.ABC):
         self.faults = faults if faults is not None and faults.active else None
         self.dropped_wait_s = dropped_wait_s
         self.sent = SendStats()
+        self.blocked: set[int] = set()
+        self._expected: dict[int, tuple[WireSpec, Senders | None]] = {}
         self._delayer: Delayer | None = None
         self._delayer_lock = threading.Lock()
 
@@ -177,7 +179,30 @@ class FramedTransport(abc.ABC):
 
     def expect(self, kind: int, spec: WireSpec, senders: Senders | None = None) -> None:
         """Accept messages of ``kind`` laid out as ``spec`` from ``senders(round)``."""
-        self.inbox.expect(kind, spec, senders)
+        self._expected[int(kind)] = (spec, senders)
+        self.inbox.expect(kind, spec, self._unblocked(senders))
+
+    def block(self, peer: int, *, revoke: bool = False) -> None:
+        """Refuses ``peer``'s frames from now on (e.g. a Byzantine detector flagged it).
+
+        Its frames fail the inbox's sender check like a non-neighbour's. ``revoke``:
+        also withdraw the peer's trust where the backend has one (Pilot); ignored here.
+        """
+        del revoke
+        self.blocked.add(int(peer))
+        for kind, (spec, senders) in self._expected.items():
+            self.inbox.expect(kind, spec, self._unblocked(senders))
+
+    def _unblocked(self, senders: Senders | None) -> Senders | None:
+        """``senders`` without the blocked peers (``None`` stays ``None`` until one is)."""
+        if not self.blocked:
+            return senders
+        blocked = frozenset(self.blocked)
+        if senders is None:
+            allowed = frozenset(range(self.num_nodes)) - blocked
+            return lambda round: allowed
+        inner = senders
+        return lambda round: [s for s in inner(round) if s not in blocked]
 
     def send(self, peer: int, round: int, kind: int, payload: Payload) -> int:
         """Frames ``payload`` for ``peer`` and hands it to the backend (after faults)."""

@@ -411,6 +411,13 @@ class PilotTransport(FramedTransport):
             )
             self.membership.revoke(sender)
 
+    def block(self, peer: int, *, revoke: bool = False) -> None:
+        """Refuses ``peer``'s frames; ``revoke`` (``byzantine.revoke_flagged``) also
+        revokes its Pilot trust (:meth:`dfl.pilot.membership.Membership.revoke`)."""
+        super().block(peer)
+        if revoke and peer not in self.membership.revoked:
+            self.membership.revoke(peer)
+
     def receive(self, round: int, expected_peers: Collection[int], deadline: float, **kw: Any):
         """See :meth:`FramedTransport.receive` (also notes the current round, so that
         frames for rounds already closed do not count towards a revocation)."""

@@ -82,7 +82,7 @@ def test_every_sweep_combination_composes_and_builds(experiment, combination):
     check_requirements(schedule, algorithm.requirements, algorithm.name)
     for override in combination:
         key, value = override.split("=")
-        if key in ("algorithm", "compression", "topology"):
+        if key in ("algorithm", "compression", "topology", "byzantine"):
             # The option's own name (topology=exponential_directed is an ``exponential``).
             option = yaml.safe_load((conf_dir() / key / f"{value}.yaml").read_text())
             assert getattr(config, key).name == option["name"]
