@@ -84,8 +84,8 @@ def test_scan_gives_the_per_round_records_and_state(extra, small_chunks):
 def test_scalar_info_entries_become_record_fields_in_both_paths(monkeypatch, small_chunks):
     make_round = runner.make_round
 
-    def probing(algorithm, exchange):
-        round_fn = make_round(algorithm, exchange)
+    def probing(algorithm, exchange, **options):
+        round_fn = make_round(algorithm, exchange, **options)
 
         def probed(*args, **kwargs):
             state, info = round_fn(*args, **kwargs)
