@@ -12,6 +12,9 @@ The same directory with the same config is allowed (re-running a job).
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +49,37 @@ def comparable(config: dict) -> dict[str, Any]:
     return flat
 
 
+@functools.cache
+def schema_defaults() -> dict[str, Any]:
+    """The config schema's defaults, flattened to dotted keys (enums by name)."""
+    from dfl.config.schema import Config  # the schema, not Hydra
+
+    flat = _flatten(dataclasses.asdict(Config()))
+    return {k: v.name if isinstance(v, enum.Enum) else v for k, v in flat.items()}
+
+
+def _differing(saved: dict, new: dict) -> list[str]:
+    """The dotted keys whose values differ; a key the saved config lacks (written by an
+    older dfl, before the key existed) differs only if ``new`` moved it off its default."""
+    a, b = comparable(saved), comparable(new)
+    defaults = schema_defaults()
+    return [
+        k
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k) and not (k not in a and k in defaults and b[k] == defaults[k])
+    ]
+
+
 def same_config(saved: dict, new: dict) -> bool:
     """Whether a saved ``config_resolved.yaml`` is a run of the composed ``new``."""
-    return comparable(saved) == comparable(new)
+    return not _differing(saved, new)
 
 
 def config_differences(saved: dict, new: dict, *, limit: int = 6) -> list[str]:
     """``key: saved -> new`` for the first ``limit`` dotted keys whose values differ."""
     a, b = comparable(saved), comparable(new)
-    keys = sorted(set(a) | set(b))
     diffs = [
-        f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}"
-        for k in keys
-        if a.get(k) != b.get(k)
+        f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in _differing(saved, new)
     ]
     return diffs[:limit] + ([f"... ({len(diffs) - limit} more)"] if len(diffs) > limit else [])
 

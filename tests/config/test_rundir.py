@@ -124,3 +124,20 @@ def test_a_calibrated_sigma_is_the_same_config(tmp_path):
     (tmp_path / "config_resolved.yaml").write_text(yaml.safe_dump(saved_plain))
     with pytest.raises(ValueError, match=r"privacy\.noise_multiplier"):
         check_run_dir(tmp_path, plain)  # without a target, sigma is the config's own value
+
+
+def test_a_key_added_since_the_run_is_the_same_config_at_its_default(tmp_path):
+    """A run saved by an older dfl lacks keys added since (e.g. ``sim.scan``, the
+    ``network`` group): it is still the same config while the new run leaves them at
+    their defaults, and another config once one of them moves."""
+    config = resolved(TINY)
+    saved = json.loads(json.dumps(config))
+    del saved["sim"]["scan"]
+    del saved["network"]
+    (tmp_path / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    check_run_dir(tmp_path, config)  # the same run: allowed
+    with pytest.raises(ValueError, match=r"sim\.scan: <absent> -> False"):
+        check_run_dir(tmp_path, resolved([*TINY, "sim.scan=false"]))
+    with pytest.raises(ValueError, match=r"network\.drop: <absent> -> 0\.1"):
+        check_run_dir(tmp_path, resolved([*TINY, "network=lossy", "network.drop=0.1"]))
