@@ -16,11 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 import dfl
 from dfl.report import Run, default_by, load_runs, main, report, summarize_run
+from dfl.report.plots import seed_curve
 
 ACCURACY = {  # (topology, seed) -> test_accuracy_mean at rounds 1..4
     ("ring", 0): [0.5, 0.7, 0.9, 0.8],  # final 0.8, best 0.9, 0.9 first at round 3
@@ -166,14 +168,17 @@ def test_target_not_reached(multirun, tmp_path):
     assert row["target_reached"] == "0" and row["rounds_to_target_mean"] == ""
 
 
-def test_seconds_are_simulated_time_when_records_have_it():
+def test_simulated_and_wall_seconds_are_separate_fields():
     recs = [
         {"round": 1, "wall_time": 9.0, "sim_time": 0.25, "test_accuracy_mean": 0.5},
         {"round": 2, "wall_time": 9.5, "sim_time": 0.75, "test_accuracy_mean": 0.95},
     ]
     run = Run(dir=Path("x"), config={}, overrides={}, records=recs)
     summary = summarize_run(run, 0.9)
-    assert (summary.rounds_to_target, summary.seconds_to_target) == (2.0, 0.75)
+    assert (summary.rounds_to_target, summary.sim_seconds_to_target) == (2.0, 0.75)
+    assert summary.seconds_to_target == 9.5  # wall-clock, not simulated
+    assert summary.sim_time == 0.75
+    assert summary.messages_missing is None and summary.retransmissions is None
 
 
 def test_every_plot_is_a_png(multirun, tmp_path):
@@ -338,3 +343,123 @@ def test_refuses_to_write_into_a_run_or_the_runs_directory(multirun, capsys):
     err = error(capsys, str(multirun), "--out", str(multirun))
     assert f"--out {str(multirun)!r} is the runs directory" in err
     assert not list(multirun.rglob("results.md"))
+
+
+# A network-model sweep (``network=drops``: records with sim_time, messages_missing,
+# retransmissions, all cumulative) next to ideal runs (none of them), two seeds each.
+SIM = {  # seed -> (test_accuracy_mean, sim_time, messages_missing, retransmissions), rounds 1..3
+    0: ([0.5, 0.92, 0.95], [0.5, 1.25, 2.0], [1, 3, 4], [0, 2, 3]),  # 0.9 at round 2
+    1: ([0.6, 0.8, 0.91], [0.75, 1.5, 2.5], [2, 2, 6], [1, 1, 5]),  # 0.9 at round 3
+}
+IDEAL = {0: [0.7, 0.95, 0.96], 1: [0.91, 0.93, 0.97]}  # 0.9 at rounds 2 and 1
+
+
+def network_records(network: str, seed: int) -> list[dict]:
+    out = []
+    for i in range(3):
+        r = i + 1
+        record = {"round": r, "wall_time": 0.5 * r + 0.1 * seed, "bytes_sent_per_node": 1e6 * r}
+        if network == "drops":
+            acc, sim, missing, retx = SIM[seed]
+            record |= {
+                "test_accuracy_mean": acc[i],
+                "sim_time": sim[i],
+                "messages_missing": missing[i],
+                "retransmissions": retx[i],
+                "nodes_online": 8,
+            }
+        else:
+            record["test_accuracy_mean"] = IDEAL[seed][i]
+        out.append(record)
+    return out
+
+
+@pytest.fixture
+def network_multirun(tmp_path: Path) -> Path:
+    root = tmp_path / "network"
+    for job, (network, seed) in enumerate((n, s) for n in ("drops", "ideal") for s in range(2)):
+        cfg = {**config("ring", seed), "network": {"name": network}, "rounds": 3}
+        write_run(
+            root / f"{job}_network={network},seed={seed}",
+            cfg,
+            network_records(network, seed),
+            [f"network={network}", f"seed={seed}"],
+        )
+    return root
+
+
+def test_simulated_time_to_target_and_network_totals(network_multirun, tmp_path):
+    result = report([network_multirun], out=tmp_path / "out")
+    assert result.by == ["network"]
+    lines = (tmp_path / "out" / "results.md").read_text().splitlines()
+    assert lines[0] == (
+        "| network | seeds | rounds | final acc | best acc | rounds to 0.9 | MB/node to 0.9 "
+        "| s to 0.9 | sim s to 0.9 | consensus | sim s | missing | retransmissions |"
+    )
+    # drops: final = best (0.95, 0.91) → 0.93 ± 0.04/√2 = 0.0283; rounds (2, 3) → 2.5 ± 0.707;
+    # MB (2, 3); wall s (1.0, 1.6) → 1.3 ± 0.424; sim s at the target (1.25, 2.5) →
+    # 1.875 ± 1.25/√2 = 0.8839; final sim s (2.0, 2.5) → 2.25 ± 0.3536;
+    # missing (4, 6) → 5 ± 1.414; retransmissions (3, 5) → 4 ± 1.414.
+    assert lines[2] == (
+        "| drops | 2 | 3 | 0.9300 ± 0.0283 | 0.9300 ± 0.0283 | 2.5 ± 0.7 | 2.5 ± 0.707 "
+        "| 1.3 ± 0.424 | 1.875 ± 0.8839 | - | 2.25 ± 0.3536 | 5 ± 1.414 | 4 ± 1.414 |"
+    )
+    # ideal: final = best (0.96, 0.97) → 0.965 ± 0.00707; rounds (2, 1); wall s (1.0, 0.6) →
+    # 0.8 ± 0.4/√2 = 0.283; no network model, so no simulated seconds ("-", not "not reached").
+    assert lines[3] == (
+        "| ideal | 2 | 3 | 0.9650 ± 0.0071 | 0.9650 ± 0.0071 | 1.5 ± 0.7 | 1.5 ± 0.707 "
+        "| 0.8 ± 0.283 | - | - | - | - | - |"
+    )
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        drops, ideal = csv.DictReader(f)
+    assert float(drops["sim_seconds_to_target_mean"]) == pytest.approx(1.875)
+    assert float(drops["sim_seconds_to_target_std"]) == pytest.approx(1.25 / math.sqrt(2))
+    assert float(drops["seconds_to_target_mean"]) == pytest.approx(1.3)
+    assert float(drops["sim_time_mean"]) == pytest.approx(2.25)
+    assert float(drops["messages_missing_mean"]) == 5.0
+    assert float(drops["retransmissions_mean"]) == 4.0
+    assert float(drops["retransmissions_std"]) == pytest.approx(math.sqrt(2))
+    assert ideal["sim_seconds_to_target_mean"] == ideal["sim_time_mean"] == ""
+    assert ideal["messages_missing_mean"] == ideal["retransmissions_mean"] == ""
+
+
+def test_simulated_time_to_target_reached_by_some_seeds(network_multirun, tmp_path):
+    report([network_multirun], target=0.93, out=tmp_path / "out")
+    drops = (tmp_path / "out" / "results.md").read_text().splitlines()[2].split(" | ")
+    # 0.93: seed 0 at round 3 (sim 2.0 s), seed 1 never (best 0.91)
+    assert drops[5:9] == ["3.0 (1/2)", "3 (1/2)", "1.5 (1/2)", "2 (1/2)"]
+
+
+def test_accuracy_vs_simulated_time_plot(network_multirun, tmp_path):
+    result = report([network_multirun], out=tmp_path / "out")
+    names = sorted(p.name for p in result.files if p.suffix == ".png")
+    assert names == [
+        "accuracy_vs_bytes.png",
+        "accuracy_vs_round.png",
+        "accuracy_vs_sim_time.png",
+        "accuracy_vs_wall_time.png",
+    ]
+    width, height = png_size(tmp_path / "out" / "accuracy_vs_sim_time.png")
+    assert width > 100 and height > 100
+    # the drops curve: the seeds' mean sim_time and accuracy per round, ± their sample std
+    curve = seed_curve(load_runs([network_multirun])[:2], "sim_time", "test_accuracy_mean")
+    assert curve.x.tolist() == pytest.approx([0.625, 1.375, 2.25])
+    assert curve.mean.tolist() == pytest.approx([0.55, 0.86, 0.93])
+    assert curve.std is not None
+    assert curve.std.tolist() == pytest.approx([0.1, 0.12, 0.04] / np.sqrt(2))
+
+
+def test_x_sim_time_alone(network_multirun, tmp_path):
+    main([str(network_multirun), "--x", "sim_time", "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "accuracy_vs_sim_time.png",
+        "results.csv",
+        "results.md",
+    ]
+
+
+def test_sim_time_without_a_network_model_is_an_error(multirun, tmp_path, capsys):
+    err = error(capsys, str(multirun), "--x", "sim_time", "--out", str(tmp_path / "o"))
+    assert "--x 'sim_time': no run records 'sim_time'" in err
+    assert "these runs record: round, bytes_sent_per_node, wall_time" in err
+    assert not (tmp_path / "o").exists()

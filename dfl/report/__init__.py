@@ -6,8 +6,10 @@ the keys that vary except ``seed`` (``--by`` to choose), and writes into
 ``--out`` (default ``./report``, never a run directory):
 
 * ``results.md`` / ``results.csv`` — per group: seeds, final and best accuracy,
-  rounds, MB per node and seconds to ``--target`` accuracy, final consensus
-  distance, ε where private; mean ± sample std (ddof = 1) over seeds;
+  rounds, MB per node and wall seconds to ``--target`` accuracy, final consensus
+  distance, ε where private; with a network model (records with ``sim_time``)
+  simulated seconds to the target, final ``sim_time`` and total
+  ``messages_missing`` / ``retransmissions``; mean ± sample std (ddof = 1) over seeds;
 * ``accuracy_vs_{round,bytes,wall_time,sim_time,epsilon}.png`` (those recorded,
   or ``--x``) and ``consensus_vs_round.png`` (log y), shaded ± std over seeds.
 """

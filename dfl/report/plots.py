@@ -2,7 +2,8 @@
 
 A group's curve is taken at the rounds every one of its seeds recorded: x is
 the seeds' mean of that round's x value (bytes, seconds and ε are the same or
-nearly so across seeds), y the seeds' mean, the band ± their sample std
+nearly so across seeds; ``sim_time`` under random faults is not, and the curve is
+at each round's mean simulated time), y the seeds' mean, the band ± their sample std
 (ddof = 1; no band for one seed; on a log y axis the band's lower edge stops
 at the smallest seed's value, so it never dips to zero). Figures are drawn on
 matplotlib's Agg canvas without pyplot, so no global backend state is touched.

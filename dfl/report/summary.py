@@ -34,7 +34,13 @@ class Stat(NamedTuple):
 
 
 class RunSummary(NamedTuple):
-    """One run's numbers: last and best accuracy, the first record at the target, last values."""
+    """One run's numbers: last and best accuracy, the first record at the target, last values.
+
+    ``seconds_to_target`` is wall-clock (``wall_time``), ``sim_seconds_to_target``
+    simulated (``sim_time``, runs with a network model); ``sim_time``,
+    ``messages_missing`` and ``retransmissions`` are the last record's (cumulative,
+    so run totals); a field the records lack is ``None``.
+    """
 
     rounds: int
     final_accuracy: float | None
@@ -42,16 +48,15 @@ class RunSummary(NamedTuple):
     rounds_to_target: float | None
     bytes_to_target: float | None
     seconds_to_target: float | None
+    sim_seconds_to_target: float | None
     consensus_distance: float | None
+    sim_time: float | None
+    messages_missing: float | None
+    retransmissions: float | None
     epsilon: float | None
 
 
 FIELDS = RunSummary._fields[1:]
-
-
-def seconds(record: dict[str, Any]) -> float | None:
-    """``sim_time`` if the record has it (simulated seconds), else ``wall_time``."""
-    return number(record["sim_time"] if "sim_time" in record else record.get("wall_time"))
 
 
 def last(records: Sequence[dict[str, Any]], key: str) -> float | None:
@@ -68,7 +73,7 @@ def reached(record: dict[str, Any], target: float) -> bool:
 
 def summarize_run(run: Run, target: float) -> RunSummary:
     """The numbers of one run; the target is reached at the first record with
-    ``test_accuracy_mean >= target`` (``None`` for all three if never)."""
+    ``test_accuracy_mean >= target`` (``None`` for every ``*_to_target`` if never)."""
     records = run["records"]
     accuracies = [a for r in records if (a := number(r.get(ACCURACY))) is not None]
     hit = next((r for r in records if reached(r, target)), None)
@@ -78,8 +83,12 @@ def summarize_run(run: Run, target: float) -> RunSummary:
         best_accuracy=max(accuracies) if accuracies else None,
         rounds_to_target=None if hit is None else number(hit["round"]),
         bytes_to_target=None if hit is None else number(hit.get("bytes_sent_per_node")),
-        seconds_to_target=None if hit is None else seconds(hit),
+        seconds_to_target=None if hit is None else number(hit.get("wall_time")),
+        sim_seconds_to_target=None if hit is None else number(hit.get("sim_time")),
         consensus_distance=last(records, "consensus_distance"),
+        sim_time=last(records, "sim_time"),
+        messages_missing=last(records, "messages_missing"),
+        retransmissions=last(records, "retransmissions"),
         epsilon=last(records, "epsilon"),
     )
 

@@ -10,7 +10,12 @@ from dfl.report.group import group_runs
 from dfl.report.load import Run
 from dfl.report.summary import GroupSummary, Stat, summarize
 
-TARGET_FIELDS = ("rounds_to_target", "bytes_to_target", "seconds_to_target")
+TARGET_FIELDS = (
+    "rounds_to_target",
+    "bytes_to_target",
+    "seconds_to_target",
+    "sim_seconds_to_target",
+)
 
 # (field, markdown title with {t} for the target, number format, scale of the shown value)
 MARKDOWN_COLUMNS = (
@@ -19,13 +24,30 @@ MARKDOWN_COLUMNS = (
     ("rounds_to_target", "rounds to {t}", "{:.1f}", 1.0),
     ("bytes_to_target", "MB/node to {t}", "{:.3g}", 1e-6),
     ("seconds_to_target", "s to {t}", "{:.3g}", 1.0),
+    ("sim_seconds_to_target", "sim s to {t}", "{:.4g}", 1.0),
     ("consensus_distance", "consensus", "{:.3g}", 1.0),
+    ("sim_time", "sim s", "{:.4g}", 1.0),
+    ("messages_missing", "missing", "{:.4g}", 1.0),
+    ("retransmissions", "retransmissions", "{:.4g}", 1.0),
     ("epsilon", "ε", "{:.2f}", 1.0),
 )
 
+# columns shown only when some run records the field they need (the others always are)
+OPTIONAL_COLUMNS = {
+    "sim_seconds_to_target": "sim_time",
+    "sim_time": "sim_time",
+    "messages_missing": "messages_missing",
+    "retransmissions": "retransmissions",
+    "epsilon": "epsilon",
+}
 
-def _has_epsilon(summaries: Sequence[GroupSummary]) -> bool:
-    return any(s.stats["epsilon"].n for s in summaries)
+
+def shown(field: str, summaries: Sequence[GroupSummary]) -> bool:
+    """Whether the markdown table has ``field``'s column: always, or for the fields of
+    :data:`OPTIONAL_COLUMNS` (network model, deployment counters, privacy) when some
+    group has a value of the field it needs."""
+    need = OPTIONAL_COLUMNS.get(field)
+    return need is None or any(s.stats[need].n for s in summaries)
 
 
 def cell(stat: Stat, fmt: str, scale: float = 1.0) -> str:
@@ -47,12 +69,16 @@ def target_cell(stat: Stat, seeds: int, fmt: str, scale: float = 1.0) -> str:
 def markdown_table(runs: Sequence[Run], by: Sequence[str], *, target: float = 0.9) -> str:
     """The results table: one row per group of ``by`` values, mean ± std over its seeds.
 
-    The ε column appears only when some run is private; ``*_to`` columns are
-    means over the seeds that reached ``target`` (``(k/n)`` when not all did).
+    The ε column appears only when some run is private, the ``sim s`` ones
+    (simulated seconds to ``target`` and in all) only when some run has a network
+    model (records with ``sim_time``), ``missing``/``retransmissions`` (run totals)
+    only when some run counts them; ``*_to`` columns are means over the seeds that
+    reached ``target`` (``(k/n)`` when not all did; ``-`` for a group whose runs lack
+    the field, e.g. simulated seconds of runs without a network model).
     """
     groups = group_runs(runs, by)
     summaries = [summarize(g, target) for g in groups]
-    columns = [c for c in MARKDOWN_COLUMNS if c[0] != "epsilon" or _has_epsilon(summaries)]
+    columns = [c for c in MARKDOWN_COLUMNS if shown(c[0], summaries)]
     header = [
         *by,
         "seeds",
@@ -65,7 +91,8 @@ def markdown_table(runs: Sequence[Run], by: Sequence[str], *, target: float = 0.
         cells += [str(summary.seeds), str(summary.rounds)]
         for field, _, fmt, scale in columns:
             stat = summary.stats[field]
-            if field in TARGET_FIELDS:
+            need = OPTIONAL_COLUMNS.get(field)
+            if field in TARGET_FIELDS and (need is None or summary.stats[need].n):
                 cells.append(target_cell(stat, summary.seeds, fmt, scale))
             else:
                 cells.append(cell(stat, fmt, scale))
@@ -76,7 +103,8 @@ def markdown_table(runs: Sequence[Run], by: Sequence[str], *, target: float = 0.
 def csv_table(runs: Sequence[Run], by: Sequence[str], *, target: float = 0.9) -> str:
     """The results as CSV: the ``by`` values, ``seeds``, ``rounds``, ``target``,
     ``target_reached`` and ``FIELD_mean``/``FIELD_std`` per number (bytes in
-    bytes, seconds in seconds); an empty cell where a value is undefined."""
+    bytes, seconds in seconds), every field's columns whatever the runs record; an
+    empty cell where a value is undefined (e.g. ``sim_time`` without a network model)."""
     groups = group_runs(runs, by)
     fields = [c[0] for c in MARKDOWN_COLUMNS]
     buffer = io.StringIO()
