@@ -86,7 +86,14 @@ class MixingRequirements:
     exact_average: bool = False
     min_eigenvalue: float | None = None
 
-    def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
+    def check(
+        self,
+        W: np.ndarray | scipy.sparse.sparray,
+        *,
+        time_varying: bool,
+        algorithm: str,
+        atol: float = 1e-6,
+    ):
         """Raises :class:`RequirementError` naming what ``W`` misses for ``algorithm``.
 
         ``W`` may be a ``scipy.sparse`` matrix (a sparse schedule): the same checks in
@@ -150,9 +157,9 @@ class MixingRequirements:
             problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
         if self.min_eigenvalue is not None:
             if symmetric:
-                lam = float(scipy.sparse.linalg.eigsh(W, k=1, which="SA", tol=1e-10)[0][0])
+                lam = float(scipy.sparse.linalg.eigsh(W, k=1, which="SA", tol=0)[0][0])
             else:
-                lam = float(scipy.sparse.linalg.eigs(W, k=1, which="SR", tol=1e-10)[0][0].real)
+                lam = float(scipy.sparse.linalg.eigs(W, k=1, which="SR", tol=0)[0][0].real)
             if lam < self.min_eigenvalue - atol:
                 problems.append(
                     f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "

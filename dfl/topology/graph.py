@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -31,6 +32,15 @@ SPARSE_ABOVE = 1024
 def want_sparse(n: int, sparse: bool | None) -> bool:
     """``sparse``, or when ``None`` whether ``n`` is above :data:`SPARSE_ABOVE`."""
     return n > SPARSE_ABOVE if sparse is None else bool(sparse)
+
+
+SPARSE = (scipy.sparse.sparray, scipy.sparse.spmatrix)
+"""The scipy sparse types (for ``isinstance``)."""
+
+
+def shape_of(a: Any) -> tuple[int, ...]:
+    """The shape of a numpy array or a scipy sparse one."""
+    return tuple(int(d) for d in a.shape)
 
 
 def is_sparse(a: object) -> bool:
@@ -93,10 +103,9 @@ class Topology:
         A = scipy.sparse.csr_array(self.adjacency, dtype=bool)
         A.eliminate_zeros()
         A.sort_indices()
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(
-                f"topology {self.name!r}: expected a square adjacency, found {A.shape=}"
-            )
+        shape = shape_of(A)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"topology {self.name!r}: expected a square adjacency, found {shape=}")
         loops = A.diagonal()
         if loops.any():
             raise ValueError(
@@ -112,9 +121,10 @@ class Topology:
         if self.weights is not None:
             W = self.weights
             W = scipy.sparse.csr_array(W, dtype=np.float64) if is_sparse(W) else np.asarray(W)
-            if W.shape != A.shape:
+            if shape_of(W) != shape:
                 raise ValueError(
-                    f"topology {self.name!r}: weights shape {W.shape} != adjacency shape {A.shape}"
+                    f"topology {self.name!r}: weights shape {shape_of(W)} != adjacency shape "
+                    f"{shape}"
                 )
             object.__setattr__(self, "weights", W)
 
@@ -126,7 +136,7 @@ class Topology:
     @functools.cached_property
     def arcs(self) -> scipy.sparse.csr_array:
         """The adjacency as a bool ``csr_array`` (``O(E)``; built once from a dense one)."""
-        if self.sparse:
+        if isinstance(self.adjacency, scipy.sparse.csr_array):
             return self.adjacency
         A = scipy.sparse.csr_array(self.adjacency)
         A.sort_indices()
@@ -134,9 +144,9 @@ class Topology:
 
     def dense_adjacency(self) -> np.ndarray:
         """The adjacency as a bool ``[n, n]`` numpy array (``n²`` bytes if sparse)."""
-        if self.sparse:
+        if isinstance(self.adjacency, scipy.sparse.csr_array):
             return self.adjacency.toarray()
-        return self.adjacency
+        return np.asarray(self.adjacency)
 
     @classmethod
     def from_edges(
@@ -195,7 +205,7 @@ class Topology:
     @property
     def n(self) -> int:
         """Number of nodes."""
-        return int(self.adjacency.shape[0])
+        return int(shape_of(self.adjacency)[0])
 
     @property
     def num_edges(self) -> int:
@@ -278,9 +288,9 @@ def union(graphs: Iterable[Topology], *, name: str) -> Topology:
         S = scipy.sparse.csr_array(S, dtype=bool)
         directed = any(g.directed for g in graphs) and bool((S != S.T).nnz)
         return Topology(name=name, adjacency=S, directed=directed)
-    A = np.zeros_like(graphs[0].adjacency)
+    A = np.zeros_like(graphs[0].dense_adjacency())
     for g in graphs:
-        A = A | g.adjacency
+        A = A | g.dense_adjacency()
     directed = any(g.directed for g in graphs) and not np.array_equal(A, A.T)
     return Topology(name=name, adjacency=A, directed=directed)
 

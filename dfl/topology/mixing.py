@@ -32,9 +32,12 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse
 
-from dfl.topology.graph import Topology
+from dfl.topology.graph import Topology, shape_of
 
-Rule = Callable[[Topology], "np.ndarray | scipy.sparse.csr_array"]
+Matrix = np.ndarray | scipy.sparse.csr_array
+"""A mixing matrix: dense, or a ``csr_array`` on sparse graphs."""
+
+Rule = Callable[[Topology], Matrix]
 """A mixing rule: ``rule(topology) -> W`` (float64 ``[n, n]``; sparse on sparse graphs)."""
 
 
@@ -88,7 +91,7 @@ def _require_undirected(topology: Topology, rule: str) -> None:
         )
 
 
-def metropolis_hastings(topology: Topology) -> np.ndarray:
+def metropolis_hastings(topology: Topology) -> Matrix:
     """Metropolis–Hastings weights ``W_ij = 1/(1 + max(d_i, d_j))``.
 
     Args:
@@ -103,12 +106,12 @@ def metropolis_hastings(topology: Topology) -> np.ndarray:
         dst, src = _arc_rows(topology)
         w = 1.0 / (1.0 + np.maximum(d[dst], d[src]))
         return _with_diagonal(topology.n, dst, src, w, _self_weights(topology.n, dst, src, w))
-    W = np.where(topology.adjacency, 1.0 / (1.0 + np.maximum(d[:, None], d[None, :])), 0.0)
+    W = np.where(topology.dense_adjacency(), 1.0 / (1.0 + np.maximum(d[:, None], d[None, :])), 0.0)
     np.fill_diagonal(W, 1.0 - W.sum(axis=1))
     return W
 
 
-def max_degree(topology: Topology) -> np.ndarray:
+def max_degree(topology: Topology) -> Matrix:
     """Max-degree weights ``W = I - L / (1 + d_max)`` (``L`` the graph Laplacian).
 
     Args:
@@ -124,12 +127,12 @@ def max_degree(topology: Topology) -> np.ndarray:
         dst, src = _arc_rows(topology)
         w = np.full(len(dst), 1.0 / (1.0 + dmax))
         return _with_diagonal(topology.n, dst, src, w, _self_weights(topology.n, dst, src, w))
-    W = np.where(topology.adjacency, 1.0 / (1.0 + dmax), 0.0)
+    W = np.where(topology.dense_adjacency(), 1.0 / (1.0 + dmax), 0.0)
     np.fill_diagonal(W, 1.0 - W.sum(axis=1))
     return W
 
 
-def uniform(topology: Topology) -> np.ndarray:
+def uniform(topology: Topology) -> Matrix:
     """Uniform weights ``1/(1 + d_i^in)`` over each node's in-neighbours and itself.
 
     Args:
@@ -142,11 +145,11 @@ def uniform(topology: Topology) -> np.ndarray:
         dst, src = _arc_rows(topology)
         share = 1.0 / (1.0 + topology.in_degree).astype(np.float64)
         return _with_diagonal(topology.n, dst, src, share[dst], share)
-    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    S = topology.dense_adjacency() | np.eye(topology.n, dtype=bool)
     return np.where(S, 1.0 / S.sum(axis=1, keepdims=True).astype(np.float64), 0.0)
 
 
-def column_stochastic(topology: Topology) -> np.ndarray:
+def column_stochastic(topology: Topology) -> Matrix:
     """Push-sum weights: node ``j`` splits its mass over itself and its out-neighbours.
 
     ``W_ij = 1 / (1 + d_j^out)`` for ``i ∈ N_out(j) ∪ {j}``.
@@ -164,11 +167,11 @@ def column_stochastic(topology: Topology) -> np.ndarray:
         dst, src = _arc_rows(topology)
         share = 1.0 / (1.0 + topology.out_degree).astype(np.float64)
         return _with_diagonal(topology.n, dst, src, share[src], share)
-    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    S = topology.dense_adjacency() | np.eye(topology.n, dtype=bool)
     return np.where(S, 1.0 / S.sum(axis=0, keepdims=True).astype(np.float64), 0.0)
 
 
-def graph_defined(topology: Topology) -> np.ndarray:
+def graph_defined(topology: Topology) -> Matrix:
     """The weights the graph defines itself (``topology.weights``).
 
     Raises:
@@ -185,7 +188,7 @@ def graph_defined(topology: Topology) -> np.ndarray:
     return np.array(topology.weights, dtype=np.float64)
 
 
-def lazy(W: np.ndarray | scipy.sparse.csr_array, beta: float):
+def lazy(W: Matrix, beta: float) -> Matrix:
     """The lazy version ``β I + (1 - β) W`` of a mixing matrix.
 
     Args:
@@ -198,13 +201,13 @@ def lazy(W: np.ndarray | scipy.sparse.csr_array, beta: float):
     """
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"mixing rule 'lazy': expected 0 <= beta < 1, found beta={beta!r}")
+    n = shape_of(W)[0]
     if scipy.sparse.issparse(W):
-        n = W.shape[0]
         eye = scipy.sparse.csr_array((np.full(n, beta), (np.arange(n), np.arange(n))), shape=(n, n))
         out = scipy.sparse.csr_array(eye + (1.0 - beta) * W)
         out.sort_indices()
         return out
-    return beta * np.eye(W.shape[0]) + (1.0 - beta) * W
+    return beta * np.eye(n) + (1.0 - beta) * np.asarray(W)
 
 
 RULES: dict[str, Rule] = {

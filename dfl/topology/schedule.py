@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse
 
 from dfl.topology.graph import Topology, is_sparse
-from dfl.topology.mixing import Rule
+from dfl.topology.mixing import Matrix, Rule
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -175,7 +175,7 @@ class MixingSchedule:
         """Whether ``W`` is stored sparse (a sparse graph), so :meth:`weights` costs ``n²``."""
         return is_sparse(self.stored(0))
 
-    def stored(self, round: int) -> np.ndarray | scipy.sparse.csr_array:
+    def stored(self, round: int) -> Matrix:
         """``W`` at ``round`` as stored: dense or ``csr_array`` (do not modify)."""
         if self.matrices is not None:
             return self.matrices[int(round) % len(self.matrices)]
@@ -184,10 +184,10 @@ class MixingSchedule:
     def weights(self, round: int) -> np.ndarray:
         """``W`` at ``round``: float64 ``[n, n]`` (read-only; densified if sparse)."""
         W = self.stored(round)
-        if is_sparse(W):
+        if isinstance(W, scipy.sparse.csr_array):
             W = W.toarray()
             W.setflags(write=False)
-        return W
+        return np.asarray(W)
 
     def sparse_weights(self, round: int) -> scipy.sparse.csr_array:
         """``W`` at ``round`` as a float64 ``csr_array`` with sorted indices (``O(E)``).
@@ -196,16 +196,16 @@ class MixingSchedule:
         from the dense ``W`` (explicit zeros dropped).
         """
         W = self.stored(round)
-        if is_sparse(W):
+        if isinstance(W, scipy.sparse.csr_array):
             return W
         S = scipy.sparse.csr_array(W)
         S.sort_indices()
         return S
 
     @functools.cached_property
-    def _random_weights(self) -> Callable[[int], np.ndarray | scipy.sparse.csr_array]:
+    def _random_weights(self) -> Callable[[int], Matrix]:
         @functools.lru_cache(maxsize=4)
-        def weights(t: int) -> np.ndarray | scipy.sparse.csr_array:
+        def weights(t: int) -> Matrix:
             return _frozen(self.rule(self.graphs.graph_at(t)))
 
         return weights
@@ -233,7 +233,7 @@ def neighbours_of(schedule: MixingSchedule, node: int) -> frozenset[int]:
     return frozenset(out) - {node}
 
 
-def _frozen(W: np.ndarray | scipy.sparse.sparray) -> np.ndarray | scipy.sparse.csr_array:
+def _frozen(W: np.ndarray | scipy.sparse.sparray) -> Matrix:
     """A rule's ``W`` as stored: read-only float64 numpy, or a sorted float64 ``csr_array``."""
     if is_sparse(W):
         S = scipy.sparse.csr_array(W, dtype=np.float64)

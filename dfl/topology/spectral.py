@@ -32,6 +32,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from dfl.topology.graph import union
+from dfl.topology.mixing import Matrix
 from dfl.topology.schedule import MixingSchedule
 from dfl.topology.validate import stochasticity
 
@@ -51,29 +52,41 @@ def slem(W: np.ndarray) -> float:
     return 1.0 if abs(value - 1.0) < 1e-12 else value
 
 
-def sparse_slem(mats: list, *, tol: float = 1e-12) -> float:
+class _Centered(scipy.sparse.linalg.LinearOperator):
+    """``v ↦ P v - mean(P v) 1`` for the product ``P = mats[-1] ... mats[0]``."""
+
+    def __init__(self, mats: list[scipy.sparse.csr_array]):
+        n = len(mats[0].indptr) - 1
+        super().__init__(dtype=np.dtype(np.float64), shape=(n, n))
+        self.mats = mats
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        out = np.asarray(X, dtype=np.float64)
+        for W in self.mats:
+            out = np.asarray(W @ out)
+        return out - np.mean(out, axis=0, keepdims=True)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self._matmat(np.asarray(x).reshape(-1, 1)).reshape(-1)
+
+
+def sparse_slem(mats: list[Matrix]) -> float:
     """:func:`slem` of the product ``mats[-1] ... mats[0]`` of sparse matrices, matrix-free.
 
     The largest ``|λ|`` of ``v ↦ P v - mean(v) 1`` by ARPACK: ``eigsh`` when every
-    matrix is symmetric and there is one (``P`` symmetric), else ``eigs``.
+    matrix is symmetric and there is one (``P`` symmetric), else ``eigs``; to machine
+    precision (ARPACK's ``tol=0``).
     """
-    mats = [scipy.sparse.csr_array(W) for W in mats]
-    n = mats[0].shape[0]
+    csr = [scipy.sparse.csr_array(W) for W in mats]
+    n = len(csr[0].indptr) - 1
     if n <= 2:
-        return slem(np.linalg.multi_dot([*(W.toarray() for W in mats[::-1]), np.eye(n)]))
-
-    def apply(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64).reshape(n, -1)
-        for W in mats:
-            v = W @ v
-        return v - v.mean(axis=0, keepdims=True)
-
-    op = scipy.sparse.linalg.LinearOperator((n, n), matvec=apply, matmat=apply, dtype=np.float64)
-    diff = abs(mats[0] - mats[0].T)
-    symmetric = len(mats) == 1 and (diff.nnz == 0 or float(diff.max()) <= 1e-12)
+        return slem(np.linalg.multi_dot([*(W.toarray() for W in csr[::-1]), np.eye(n)]))
+    op = _Centered(csr)
+    diff = scipy.sparse.csr_array(abs(csr[0] - csr[0].T))
+    symmetric = len(csr) == 1 and (diff.nnz == 0 or float(diff.max()) <= 1e-12)
     v0 = np.random.default_rng(0).standard_normal(n)
     solve = scipy.sparse.linalg.eigsh if symmetric else scipy.sparse.linalg.eigs
-    lam = solve(op, k=1, which="LM", tol=tol, v0=v0, return_eigenvectors=False)
+    lam = solve(op, k=1, which="LM", tol=0, v0=v0, return_eigenvectors=False)
     value = float(np.max(np.abs(lam)))
     return 1.0 if abs(value - 1.0) < 1e-12 else value
 
@@ -119,19 +132,23 @@ def diagnose(schedule: MixingSchedule, *, samples: int = 64) -> dict[str, Any]:
     rounds = list(schedule.rounds(samples))
     matrix_free = schedule.period is not None and schedule.sparse
     matrix_free = matrix_free and schedule.n > DENSE_SPECTRUM_UPTO
-    mats = [schedule.stored(t) if matrix_free else schedule.weights(t) for t in rounds]
     graphs = [schedule.topology(t) for t in rounds]
-    props = [stochasticity(W, atol=1e-9) for W in mats]
-    per_round = [sparse_slem([W]) if matrix_free else slem(W) for W in mats]
-    if schedule.period is None:
-        product = mean_square_contraction(mats)
-        rate = product
+    if matrix_free:
+        sparse: list[Matrix] = [schedule.sparse_weights(t) for t in rounds]
+        props = [stochasticity(W, atol=1e-9) for W in sparse]
+        per_round = [sparse_slem([W]) for W in sparse]
+        product = per_round[0] if len(sparse) == 1 else sparse_slem(sparse)
+        rate = product ** (1.0 / len(sparse))
     else:
-        if matrix_free:
-            product = per_round[0] if len(mats) == 1 else sparse_slem(mats)
+        mats = [schedule.weights(t) for t in rounds]
+        props = [stochasticity(W, atol=1e-9) for W in mats]
+        per_round = [slem(W) for W in mats]
+        if schedule.period is None:
+            product = mean_square_contraction(mats)
+            rate = product
         else:
             product = slem(np.linalg.multi_dot([*mats[::-1], np.eye(schedule.n)]))
-        rate = product ** (1.0 / len(mats))
+            rate = product ** (1.0 / len(mats))
     whole = union(graphs, name=schedule.graphs.name)
     degrees = np.concatenate([g.in_degree for g in graphs])
     return {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse
 
-from dfl.topology.graph import Topology, is_sparse, union
+from dfl.topology.graph import Topology, is_sparse, shape_of, union
 
 if TYPE_CHECKING:
     from dfl.topology.schedule import GraphSchedule, MixingSchedule
@@ -23,13 +23,14 @@ ATOL = 1e-9
 """Absolute tolerance of the stochasticity and sign checks (float64)."""
 
 
-def stochasticity(W: np.ndarray, *, atol: float = ATOL) -> dict[str, bool]:
+def stochasticity(W: np.ndarray | scipy.sparse.sparray, *, atol: float = ATOL) -> dict[str, bool]:
     """Which sums of ``W`` are one and whether it is symmetric.
 
     Returns:
       ``{"row_stochastic", "column_stochastic", "doubly_stochastic", "symmetric"}``.
     """
-    if is_sparse(W):
+    if isinstance(W, scipy.sparse.sparray):
+        W = scipy.sparse.csr_array(W)
         row = bool(np.allclose(W.sum(axis=1), 1.0, rtol=0.0, atol=atol))
         col = bool(np.allclose(W.sum(axis=0), 1.0, rtol=0.0, atol=atol))
         diff = abs(W - W.T)
@@ -88,7 +89,7 @@ def validate_matrix(
             f"mixing matrix {name}: expected non-negative weights, found W[{i}, {j}]={W[i, j]:.6g}"
         )
     if topology is not None:
-        off = (np.abs(W) > atol) & ~topology.adjacency & ~np.eye(W.shape[0], dtype=bool)
+        off = (np.abs(W) > atol) & ~topology.dense_adjacency() & ~np.eye(W.shape[0], dtype=bool)
         if off.any():
             i, j = np.argwhere(off)[0]
             raise ValueError(
@@ -111,11 +112,12 @@ def _validate_sparse(
     W: scipy.sparse.csr_array, name: str, topology: Topology | None, atol: float
 ) -> dict[str, bool]:
     """:func:`validate_matrix` on a sparse ``W``, in ``O(E)`` (the same checks and messages)."""
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"mixing matrix {name}: expected a square 2-D matrix, found {W.shape=}")
-    if topology is not None and W.shape[0] != topology.n:
+    shape = shape_of(W)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"mixing matrix {name}: expected a square 2-D matrix, found {shape=}")
+    if topology is not None and shape[0] != topology.n:
         raise ValueError(
-            f"mixing matrix {name}: expected shape ({topology.n}, {topology.n}), found {W.shape}"
+            f"mixing matrix {name}: expected shape ({topology.n}, {topology.n}), found {shape}"
         )
     C = W.tocoo()
     rows, cols, data = C.coords[0], C.coords[1], C.data

@@ -68,7 +68,7 @@ def test_sparse_w_equals_dense_entrywise(monkeypatch):
     for what, dense, sparse in cases:
         assert not dense.sparse and sparse.sparse, what
         for t in dense.rounds():
-            S = sparse.stored(t)
+            S = sparse.sparse_weights(t)
             assert S.shape == (dense.n, dense.n), what
             # bit-identical, not merely close: the diagonal sums are numpy's own
             np.testing.assert_array_equal(S.toarray(), dense.weights(t), err_msg=what)
@@ -86,7 +86,7 @@ def test_sparse_w_equals_dense_entrywise(monkeypatch):
 
 def test_metropolis_hastings_on_sparse_ring_by_hand(monkeypatch):
     s = build("ring", {"n": 5}, "metropolis_hastings", sparse=True, monkeypatch=monkeypatch)
-    W = s.stored(0)
+    W = s.sparse_weights(0)
     assert W.nnz == 15  # 3 per row: the node and its two neighbours
     row = W[[2]].toarray()[0]
     np.testing.assert_array_equal(row, [0.0, 1 / 3, 1 - 2 / 3, 1 / 3, 0.0])
@@ -134,7 +134,7 @@ def test_matrix_free_slem_of_a_large_ring_is_the_closed_form(monkeypatch):
 
 def test_requirements_check_on_sparse_w(monkeypatch):
     s = build("ring", {"n": 12}, "metropolis_hastings", sparse=True, monkeypatch=monkeypatch)
-    W = s.stored(0)
+    W = s.sparse_weights(0)
     MixingRequirements(stochastic="doubly", symmetric=True).check(
         W, time_varying=False, algorithm="x"
     )
@@ -145,7 +145,7 @@ def test_requirements_check_on_sparse_w(monkeypatch):
     push = build("path", {"n": 5}, "column_stochastic", sparse=True, monkeypatch=monkeypatch)
     with pytest.raises(RequirementError, match=r"row sums of 1 \(row 0 sums to 0\.833333\)"):
         MixingRequirements(stochastic="row").check(
-            push.stored(0), time_varying=False, algorithm="x"
+            push.sparse_weights(0), time_varying=False, algorithm="x"
         )
 
 
@@ -181,6 +181,6 @@ def test_a_50000_node_ring_builds_without_an_n_by_n_array():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert schedule.sparse and schedule.stored(0).nnz == 3 * n
+    assert schedule.sparse and schedule.sparse_weights(0).nnz == 3 * n
     assert mixer.form == "circulant" and degree == 2.0
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
