@@ -176,7 +176,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for model, variant, _ in PLAN:
         done = [r for r in rows if (r["model"], r["variant"]) == (model, variant)]
         ok = [r for r in done if r["status"] == "ok"]
-        timed = [r for r in ok if r["train_round_s"] != ""]
+        # train s/round is clamped at 0 when the evaluation timed alone ran slower than the
+        # one inside the timed rounds (machine load): such a point has no train time to plot
+        timed = [r for r in ok if r["train_round_s"] != "" and r["train_round_s"] > 0]
         if timed:
             ns = [r["nodes"] for r in timed]
             ax_t.plot(ns, [r["train_round_s"] for r in timed], "o-", label=f"{model} {variant}")
