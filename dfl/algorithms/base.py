@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import jax
 import numpy as np
+import scipy.sparse
 
 Params = Any
 """A pytree of trainable parameters (``nnx.Param`` leaves as a pure dict)."""
@@ -85,8 +86,22 @@ class MixingRequirements:
     exact_average: bool = False
     min_eigenvalue: float | None = None
 
-    def check(self, W: np.ndarray, *, time_varying: bool, algorithm: str, atol: float = 1e-6):
-        """Raises :class:`RequirementError` naming what ``W`` misses for ``algorithm``."""
+    def check(
+        self,
+        W: np.ndarray | scipy.sparse.sparray,
+        *,
+        time_varying: bool,
+        algorithm: str,
+        atol: float = 1e-6,
+    ):
+        """Raises :class:`RequirementError` naming what ``W`` misses for ``algorithm``.
+
+        ``W`` may be a ``scipy.sparse`` matrix (a sparse schedule): the same checks in
+        ``O(E)``, the smallest eigenvalue by ``scipy.sparse.linalg`` (Lanczos/Arnoldi).
+        """
+        if scipy.sparse.issparse(W):
+            self._check_sparse(W, time_varying=time_varying, algorithm=algorithm, atol=atol)
+            return
         W = np.asarray(W, dtype=np.float64)
         problems = []
         if time_varying and not self.time_varying:
@@ -106,6 +121,45 @@ class MixingRequirements:
             symmetric = np.allclose(W, W.T, atol=atol)
             eigs = np.linalg.eigvalsh(W) if symmetric else np.linalg.eigvals(W).real
             lam = float(np.min(eigs))
+            if lam < self.min_eigenvalue - atol:
+                problems.append(
+                    f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "
+                    "a lazy mixing rule, mixing=lazy, provides it)"
+                )
+        if problems:
+            raise RequirementError(
+                f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
+                "Choose a mixing rule/topology that provides it."
+            )
+
+    def _check_sparse(self, W: Any, *, time_varying: bool, algorithm: str, atol: float) -> None:
+        """:meth:`check` for a sparse ``W`` (never builds an ``n x n`` array)."""
+        import scipy.sparse.linalg
+
+        W = scipy.sparse.csr_array(W, dtype=np.float64)
+        n = W.shape[0]
+        problems = []
+        if time_varying and not self.time_varying:
+            problems.append("a static mixing matrix (the topology is time-varying)")
+        rows, cols = np.asarray(W.sum(axis=1)), np.asarray(W.sum(axis=0))
+        if self.stochastic in ("row", "doubly") and not np.allclose(rows, 1.0, atol=atol):
+            bad = int(np.argmax(np.abs(rows - 1.0)))
+            problems.append(f"row sums of 1 (row {bad} sums to {rows[bad]:.6g})")
+        if self.stochastic in ("column", "doubly") and not np.allclose(cols, 1.0, atol=atol):
+            bad = int(np.argmax(np.abs(cols - 1.0)))
+            problems.append(f"column sums of 1 (column {bad} sums to {cols[bad]:.6g})")
+        diff = abs(W - W.T)
+        symmetric = diff.nnz == 0 or float(diff.max()) <= atol
+        if self.symmetric and not symmetric:
+            problems.append("a symmetric W")
+        full = W.nnz == n * n and np.allclose(W.data, 1.0 / n, atol=atol)
+        if self.exact_average and not full:
+            problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
+        if self.min_eigenvalue is not None:
+            if symmetric:
+                lam = float(scipy.sparse.linalg.eigsh(W, k=1, which="SA", tol=0)[0][0])
+            else:
+                lam = float(scipy.sparse.linalg.eigs(W, k=1, which="SR", tol=0)[0][0].real)
             if lam < self.min_eigenvalue - atol:
                 problems.append(
                     f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "

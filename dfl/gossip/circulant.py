@@ -54,7 +54,7 @@ class CirculantMixer:
         self.block: Block = block
         coeffs = []
         for t in range(schedule.period):
-            c = circulant_coefficients(schedule.weights(t))
+            c = circulant_coefficients(schedule.stored(t))
             if c is None:
                 raise ValueError(
                     f"circulant mixer: W of {schedule.name!r} at round {t} is not circulant "

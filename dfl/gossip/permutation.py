@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
-from dfl.gossip.structure import ATOL, off_diagonal_in_degree
+from dfl.gossip.structure import diagonal, off_diagonal_entries, off_diagonal_in_degree
 from dfl.topology.schedule import MixingSchedule
 
 
-def one_peer_data(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def one_peer_data(W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(self_weight [n], peer_weight [n], peer [n])`` of a ``W`` with <= 1 peer per row.
 
     Rows without a peer get ``peer = i`` and ``peer_weight = 0``.
@@ -28,12 +28,12 @@ def one_peer_data(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(
             f"one-peer mixer: node {i} hears {int(degree[i])} peers in one round (expected <= 1)"
         )
-    off = np.abs(W) > ATOL
-    np.fill_diagonal(off, False)
-    idx = np.arange(n)
-    peer = np.where(degree == 1, np.argmax(off, axis=1), idx).astype(np.int32)
-    peer_weight = np.where(degree == 1, W[idx, peer], 0.0)
-    return np.diag(W).copy(), peer_weight, peer
+    dst, src, w = off_diagonal_entries(W)
+    peer = np.arange(n, dtype=np.int32)
+    peer_weight = np.zeros(n)
+    peer[dst] = src
+    peer_weight[dst] = w
+    return diagonal(W), peer_weight, peer
 
 
 class PermutationMixer:
@@ -65,7 +65,7 @@ class PermutationMixer:
         self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
-        a, b, p = one_peer_data(self.schedule.weights(round))
+        a, b, p = one_peer_data(self.schedule.stored(round))
         dtype = weight_dtype()
         return {
             "self": to_device(a, dtype),

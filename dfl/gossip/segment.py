@@ -9,27 +9,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
-from dfl.gossip.structure import ATOL, period_matrices
+from dfl.gossip.structure import diagonal, off_diagonal_entries, period_matrices
 from dfl.topology.schedule import MixingSchedule
 
 
-def edge_arrays(W: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+def edge_arrays(W, size: int) -> tuple[np.ndarray, ...]:
     """``(self [n], src int32 [size], dst int32 [size], weight [size])`` of ``W``.
 
     The off-diagonal non-zeros ``W[dst, src]`` sorted by ``dst``, padded at the end
-    with ``src = dst = n - 1, weight = 0`` (so ``dst`` stays sorted).
+    with ``src = dst = n - 1, weight = 0`` (so ``dst`` stays sorted). ``W`` dense or
+    ``scipy.sparse``.
     """
     n = W.shape[0]
-    nz = np.abs(W) > ATOL
-    np.fill_diagonal(nz, False)
-    dst, src = np.nonzero(nz)
+    dst, src, w = off_diagonal_entries(W)
     if len(dst) > size:
         raise ValueError(f"segment mixer: {len(dst)} edges > size {size}")
     pad = size - len(dst)
-    weight = np.concatenate([W[dst, src], np.zeros(pad)])
+    weight = np.concatenate([w, np.zeros(pad)])
     src = np.concatenate([src, np.full(pad, n - 1)]).astype(np.int32)
     dst = np.concatenate([dst, np.full(pad, n - 1)]).astype(np.int32)
-    return np.diag(W).copy(), src, dst, weight
+    return diagonal(W), src, dst, weight
 
 
 class SegmentMixer:
@@ -60,14 +59,12 @@ class SegmentMixer:
                 raise ValueError(
                     f"segment mixer: random schedule {schedule.name!r} needs an explicit size"
                 )
-            size = max(
-                int((np.abs(W) > ATOL).sum() - (np.abs(np.diag(W)) > ATOL).sum()) for W in mats
-            )
+            size = max(len(off_diagonal_entries(W)[0]) for W in mats)
         self.size = max(int(size), 1)
         self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
-        a, src, dst, weight = edge_arrays(self.schedule.weights(round), self.size)
+        a, src, dst, weight = edge_arrays(self.schedule.stored(round), self.size)
         dtype = weight_dtype()
         return {
             "self": to_device(a, dtype),

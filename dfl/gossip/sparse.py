@@ -9,26 +9,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfl.gossip.blocking import Block, RoundData, mix_rows, to_device, weight_dtype
-from dfl.gossip.structure import ATOL, off_diagonal_in_degree, period_matrices
+from dfl.gossip.structure import (
+    diagonal,
+    off_diagonal_entries,
+    off_diagonal_in_degree,
+    period_matrices,
+)
 from dfl.topology.schedule import MixingSchedule
 
 
-def neighbour_lists(W: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def neighbour_lists(W, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(self [n], index int32 [n, width], weight [n, width])`` of ``W``'s rows.
 
-    Row ``i`` lists its off-diagonal non-zeros, padded with ``index = i, weight = 0``.
+    Row ``i`` lists its off-diagonal non-zeros (ascending), padded with
+    ``index = i, weight = 0``. ``W`` dense or ``scipy.sparse``.
     """
     n = W.shape[0]
     index = np.tile(np.arange(n, dtype=np.int32)[:, None], (1, width))
     weight = np.zeros((n, width))
-    for i in range(n):
-        cols = np.flatnonzero(np.abs(W[i]) > ATOL)
-        cols = cols[cols != i]
-        if len(cols) > width:
-            raise ValueError(f"sparse mixer: node {i} has {len(cols)} peers > width {width}")
-        index[i, : len(cols)] = cols
-        weight[i, : len(cols)] = W[i, cols]
-    return np.diag(W).copy(), index, weight
+    dst, src, w = off_diagonal_entries(W)
+    counts = np.bincount(dst, minlength=n)
+    if counts.max(initial=0) > width:
+        i = int(np.argmax(counts))
+        raise ValueError(f"sparse mixer: node {i} has {int(counts[i])} peers > width {width}")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(len(dst)) - starts[dst]
+    index[dst, slot] = src
+    weight[dst, slot] = w
+    return diagonal(W), index, weight
 
 
 class SparseMixer:
@@ -66,7 +74,7 @@ class SparseMixer:
         self._data = RoundData(schedule.period, self._make)
 
     def _make(self, round: int) -> dict[str, jax.Array]:
-        a, index, weight = neighbour_lists(self.schedule.weights(round), self.width)
+        a, index, weight = neighbour_lists(self.schedule.stored(round), self.width)
         dtype = weight_dtype()
         return {
             "self": to_device(a, dtype),

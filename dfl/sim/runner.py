@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.sparse
 
 from dfl.checkpoint import Checkpointer, checkpointers
 from dfl.config.schema import Config
@@ -77,8 +78,14 @@ class Result:
     compile_time: float
 
 
-def mean_out_degree(W: np.ndarray) -> float:
-    """Mean over nodes of the number of other nodes that receive a node's message."""
+def mean_out_degree(W: Any) -> float:
+    """Mean over nodes of the number of other nodes that receive a node's message.
+
+    ``W`` dense or ``scipy.sparse`` (a sparse schedule's ``stored`` matrix).
+    """
+    if scipy.sparse.issparse(W):
+        C = scipy.sparse.coo_array(W)
+        return float(np.count_nonzero((C.data != 0) & (C.coords[0] != C.coords[1]))) / W.shape[0]
     off = np.asarray(W) != 0
     np.fill_diagonal(off, False)
     return float(off.sum()) / W.shape[0]
@@ -226,7 +233,7 @@ def build_simulation(exp: Experiment, cfg: Config) -> tuple[Simulation, Any]:
         """The mixer's data and the mean out-degree of round ``slot``."""
         if mixer is None:
             return None, 0.0
-        return mixer.data(slot), mean_out_degree(exp.schedule.weights(slot))
+        return mixer.data(slot), mean_out_degree(exp.schedule.stored(slot))
 
     def gossip(round_: int) -> tuple[Any, float]:
         return gossip_at(round_ if exp.schedule.time_varying else 0)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse
 
 from dfl.config.topology_schema import MixingConfig, TopologyConfig
 from dfl.topology import random_graphs, static
@@ -90,6 +91,15 @@ def resolve_rule_name(name: str, graphs: GraphSchedule, *, stochastic: str = "ro
     )
 
 
+def _same_weights(a: Any, b: Any) -> bool:
+    """``np.allclose(a, b)`` for dense or sparse mixing matrices."""
+    if scipy.sparse.issparse(a) or scipy.sparse.issparse(b):
+        diff = abs(scipy.sparse.csr_array(a) - scipy.sparse.csr_array(b))
+        scale = abs(scipy.sparse.csr_array(b))
+        return diff.nnz == 0 or bool((diff - 1e-5 * scale).max() <= 1e-8)
+    return bool(np.allclose(a, b))
+
+
 def build_schedule(
     cfg: TopologyConfig,
     mixing: MixingConfig,
@@ -132,7 +142,7 @@ def build_schedule(
     rule = make_rule(name, beta=mixing.beta, base=base)
     rule_name = f"lazy({base}, beta={mixing.beta:g})" if name == "lazy" else name
     own = [graphs.graph_at(t) for t in range(graphs.period or 4)]
-    if any(g.weights is not None and not np.allclose(rule(g), g.weights) for g in own):
+    if any(g.weights is not None and not _same_weights(rule(g), g.weights) for g in own):
         warnings.warn(
             f"topology {graphs.name!r} defines its own weights but mixing {rule_name!r} "
             "replaces them (its exact-averaging property may be lost); use "

@@ -16,6 +16,10 @@ only for ``j = i`` or ``j → i``. With ``d_i`` the degree of node ``i``:
   (one-peer exponential, base-(k+1), random matching).
 * auto (the default): the topology's natural rule, :func:`natural_rule`.
 
+On a sparse topology (``topology.sparse``) every rule returns a float64
+``scipy.sparse.csr_array`` with the same entries (stored: the diagonal and the arcs),
+never an ``n x n`` array.
+
 References:
   Xiao, Boyd. "Fast linear iterations for distributed averaging", 2004.
   Kempe, Dobra, Gehrke. "Gossip-based computation of aggregate information", FOCS 2003.
@@ -26,11 +30,56 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse
 
-from dfl.topology.graph import Topology
+from dfl.topology.graph import Topology, shape_of
 
-Rule = Callable[[Topology], np.ndarray]
-"""A mixing rule: ``rule(topology) -> W`` (float64 ``[n, n]``)."""
+Matrix = np.ndarray | scipy.sparse.csr_array
+"""A mixing matrix: dense, or a ``csr_array`` on sparse graphs."""
+
+Rule = Callable[[Topology], Matrix]
+"""A mixing rule: ``rule(topology) -> W`` (float64 ``[n, n]``; sparse on sparse graphs)."""
+
+
+def _arc_rows(topology: Topology) -> tuple[np.ndarray, np.ndarray]:
+    """``(dst, src)`` of every arc, row-major (the CSR order of ``topology.arcs``)."""
+    A = topology.arcs
+    return np.repeat(np.arange(topology.n), np.diff(A.indptr)), A.indices.astype(np.int64)
+
+
+def _with_diagonal(
+    n: int, dst: np.ndarray, src: np.ndarray, w: np.ndarray, diag: np.ndarray
+) -> scipy.sparse.csr_array:
+    """The ``csr_array`` with off-diagonal ``w`` at ``[dst, src]`` and ``diag`` on the diagonal."""
+    idx = np.arange(n)
+    rows = np.concatenate([dst, idx])
+    cols = np.concatenate([src, idx])
+    W = scipy.sparse.csr_array((np.concatenate([w, diag]), (rows, cols)), shape=(n, n))
+    W.sum_duplicates()
+    W.sort_indices()
+    return W
+
+
+EXACT_SUMS_UPTO = 65536
+"""Up to this many nodes a sparse rule's row sums are bit-identical to the dense rule's."""
+
+
+def _self_weights(n: int, dst: np.ndarray, src: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``1 - Σ_{j≠i} W_ij`` per row (off-diagonal weights ``w`` at ``[dst, src]``, row-major).
+
+    Up to :data:`EXACT_SUMS_UPTO` nodes the sums are numpy's own pairwise row sums of
+    the dense rows, rebuilt a block of rows at a time (``O(n)`` memory, ``O(n²)``
+    time), so ``W`` is bit-identical to the dense rule's; above, one sequential
+    ``bincount`` (``O(E)``; may differ from the dense sums in the last bit).
+    """
+    if n > EXACT_SUMS_UPTO:
+        return 1.0 - np.bincount(dst, weights=w, minlength=n)
+    off = scipy.sparse.csr_array((w, (dst, src)), shape=(n, n))
+    rows = max(1, (1 << 20) // max(n, 1))
+    sums = np.empty(n)
+    for start in range(0, n, rows):
+        sums[start : start + rows] = off[start : start + rows].toarray().sum(axis=1)
+    return 1.0 - sums
 
 
 def _require_undirected(topology: Topology, rule: str) -> None:
@@ -42,7 +91,7 @@ def _require_undirected(topology: Topology, rule: str) -> None:
         )
 
 
-def metropolis_hastings(topology: Topology) -> np.ndarray:
+def metropolis_hastings(topology: Topology) -> Matrix:
     """Metropolis–Hastings weights ``W_ij = 1/(1 + max(d_i, d_j))``.
 
     Args:
@@ -53,12 +102,16 @@ def metropolis_hastings(topology: Topology) -> np.ndarray:
     """
     _require_undirected(topology, "metropolis_hastings")
     d = topology.degree.astype(np.float64)
-    W = np.where(topology.adjacency, 1.0 / (1.0 + np.maximum(d[:, None], d[None, :])), 0.0)
+    if topology.sparse:
+        dst, src = _arc_rows(topology)
+        w = 1.0 / (1.0 + np.maximum(d[dst], d[src]))
+        return _with_diagonal(topology.n, dst, src, w, _self_weights(topology.n, dst, src, w))
+    W = np.where(topology.dense_adjacency(), 1.0 / (1.0 + np.maximum(d[:, None], d[None, :])), 0.0)
     np.fill_diagonal(W, 1.0 - W.sum(axis=1))
     return W
 
 
-def max_degree(topology: Topology) -> np.ndarray:
+def max_degree(topology: Topology) -> Matrix:
     """Max-degree weights ``W = I - L / (1 + d_max)`` (``L`` the graph Laplacian).
 
     Args:
@@ -70,12 +123,16 @@ def max_degree(topology: Topology) -> np.ndarray:
     _require_undirected(topology, "max_degree")
     d = topology.degree
     dmax = float(d.max()) if d.size else 0.0
-    W = np.where(topology.adjacency, 1.0 / (1.0 + dmax), 0.0)
+    if topology.sparse:
+        dst, src = _arc_rows(topology)
+        w = np.full(len(dst), 1.0 / (1.0 + dmax))
+        return _with_diagonal(topology.n, dst, src, w, _self_weights(topology.n, dst, src, w))
+    W = np.where(topology.dense_adjacency(), 1.0 / (1.0 + dmax), 0.0)
     np.fill_diagonal(W, 1.0 - W.sum(axis=1))
     return W
 
 
-def uniform(topology: Topology) -> np.ndarray:
+def uniform(topology: Topology) -> Matrix:
     """Uniform weights ``1/(1 + d_i^in)`` over each node's in-neighbours and itself.
 
     Args:
@@ -84,11 +141,15 @@ def uniform(topology: Topology) -> np.ndarray:
     Returns:
       Row stochastic ``W``; doubly stochastic when in- and out-degrees are all equal.
     """
-    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    if topology.sparse:
+        dst, src = _arc_rows(topology)
+        share = 1.0 / (1.0 + topology.in_degree).astype(np.float64)
+        return _with_diagonal(topology.n, dst, src, share[dst], share)
+    S = topology.dense_adjacency() | np.eye(topology.n, dtype=bool)
     return np.where(S, 1.0 / S.sum(axis=1, keepdims=True).astype(np.float64), 0.0)
 
 
-def column_stochastic(topology: Topology) -> np.ndarray:
+def column_stochastic(topology: Topology) -> Matrix:
     """Push-sum weights: node ``j`` splits its mass over itself and its out-neighbours.
 
     ``W_ij = 1 / (1 + d_j^out)`` for ``i ∈ N_out(j) ∪ {j}``.
@@ -102,11 +163,15 @@ def column_stochastic(topology: Topology) -> np.ndarray:
     References:
       Kempe, Dobra, Gehrke (2003); Assran et al. "Stochastic Gradient Push", ICML 2019.
     """
-    S = topology.adjacency | np.eye(topology.n, dtype=bool)
+    if topology.sparse:
+        dst, src = _arc_rows(topology)
+        share = 1.0 / (1.0 + topology.out_degree).astype(np.float64)
+        return _with_diagonal(topology.n, dst, src, share[src], share)
+    S = topology.dense_adjacency() | np.eye(topology.n, dtype=bool)
     return np.where(S, 1.0 / S.sum(axis=0, keepdims=True).astype(np.float64), 0.0)
 
 
-def graph_defined(topology: Topology) -> np.ndarray:
+def graph_defined(topology: Topology) -> Matrix:
     """The weights the graph defines itself (``topology.weights``).
 
     Raises:
@@ -118,10 +183,12 @@ def graph_defined(topology: Topology) -> np.ndarray:
             f"(one_peer_exponential, base_k, random_matching); topology {topology.name!r} "
             "defines none: choose metropolis_hastings, max_degree, uniform or column_stochastic"
         )
+    if scipy.sparse.issparse(topology.weights):
+        return scipy.sparse.csr_array(topology.weights, dtype=np.float64, copy=True)
     return np.array(topology.weights, dtype=np.float64)
 
 
-def lazy(W: np.ndarray, beta: float) -> np.ndarray:
+def lazy(W: Matrix, beta: float) -> Matrix:
     """The lazy version ``β I + (1 - β) W`` of a mixing matrix.
 
     Args:
@@ -134,7 +201,13 @@ def lazy(W: np.ndarray, beta: float) -> np.ndarray:
     """
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"mixing rule 'lazy': expected 0 <= beta < 1, found beta={beta!r}")
-    return beta * np.eye(W.shape[0]) + (1.0 - beta) * W
+    n = shape_of(W)[0]
+    if scipy.sparse.issparse(W):
+        eye = scipy.sparse.csr_array((np.full(n, beta), (np.arange(n), np.arange(n))), shape=(n, n))
+        out = scipy.sparse.csr_array(eye + (1.0 - beta) * W)
+        out.sort_indices()
+        return out
+    return beta * np.eye(n) + (1.0 - beta) * np.asarray(W)
 
 
 RULES: dict[str, Rule] = {

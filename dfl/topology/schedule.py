@@ -14,9 +14,10 @@ import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse
 
-from dfl.topology.graph import Topology
-from dfl.topology.mixing import Rule
+from dfl.topology.graph import Topology, is_sparse
+from dfl.topology.mixing import Matrix, Rule
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -114,7 +115,14 @@ class MixingSchedule:
       rule: the mixing rule applied to each round's graph.
       rule_name: the rule's config name.
       matrices: for periodic schedules the ``period`` matrices of one period
-        (read-only float64), ``None`` for random schedules.
+        (read-only float64 numpy arrays, or ``scipy.sparse.csr_array`` on sparse
+        graphs), ``None`` for random schedules.
+
+    Accessors: :meth:`weights` is always a dense ``[n, n]`` array (built on demand,
+    ``n²`` floats, for a sparse schedule); :meth:`sparse_weights` is always a
+    ``csr_array`` (``O(E)``); :attr:`sparse` says which one is stored. Code that
+    only needs ``W``'s non-zeros (mixers, validation, diagnostics) uses
+    :meth:`sparse_weights`.
     """
 
     graphs: GraphSchedule
@@ -129,9 +137,7 @@ class MixingSchedule:
         if graphs.period is not None:
             mats = []
             for t in range(graphs.period):
-                W = np.array(rule(graphs.graph_at(t)), dtype=np.float64)
-                W.setflags(write=False)
-                mats.append(W)
+                mats.append(_frozen(rule(graphs.graph_at(t))))
             matrices = tuple(mats)
         return cls(graphs=graphs, rule=rule, rule_name=rule_name, matrices=matrices)
 
@@ -164,19 +170,43 @@ class MixingSchedule:
         """The graph at ``round``."""
         return self.graphs.graph_at(int(round))
 
-    def weights(self, round: int) -> np.ndarray:
-        """``W`` at ``round``: float64 ``[n, n]`` (read-only)."""
+    @property
+    def sparse(self) -> bool:
+        """Whether ``W`` is stored sparse (a sparse graph), so :meth:`weights` costs ``n²``."""
+        return is_sparse(self.stored(0))
+
+    def stored(self, round: int) -> Matrix:
+        """``W`` at ``round`` as stored: dense or ``csr_array`` (do not modify)."""
         if self.matrices is not None:
             return self.matrices[int(round) % len(self.matrices)]
         return self._random_weights(int(round))
 
-    @functools.cached_property
-    def _random_weights(self) -> Callable[[int], np.ndarray]:
-        @functools.lru_cache(maxsize=4)
-        def weights(t: int) -> np.ndarray:
-            W = np.array(self.rule(self.graphs.graph_at(t)), dtype=np.float64)
+    def weights(self, round: int) -> np.ndarray:
+        """``W`` at ``round``: float64 ``[n, n]`` (read-only; densified if sparse)."""
+        W = self.stored(round)
+        if isinstance(W, scipy.sparse.csr_array):
+            W = W.toarray()
             W.setflags(write=False)
+        return np.asarray(W)
+
+    def sparse_weights(self, round: int) -> scipy.sparse.csr_array:
+        """``W`` at ``round`` as a float64 ``csr_array`` with sorted indices (``O(E)``).
+
+        Stores the diagonal and every non-zero; for a dense schedule it is built
+        from the dense ``W`` (explicit zeros dropped).
+        """
+        W = self.stored(round)
+        if isinstance(W, scipy.sparse.csr_array):
             return W
+        S = scipy.sparse.csr_array(W)
+        S.sort_indices()
+        return S
+
+    @functools.cached_property
+    def _random_weights(self) -> Callable[[int], Matrix]:
+        @functools.lru_cache(maxsize=4)
+        def weights(t: int) -> Matrix:
+            return _frozen(self.rule(self.graphs.graph_at(t)))
 
         return weights
 
@@ -195,7 +225,20 @@ def neighbours_of(schedule: MixingSchedule, node: int) -> frozenset[int]:
         return frozenset(range(schedule.n)) - {node}
     out: set[int] = set()
     for slot in range(schedule.period):
-        W = np.asarray(schedule.weights(slot))
-        out.update(np.flatnonzero(W[node]).tolist())
-        out.update(np.flatnonzero(W[:, node]).tolist())
+        W = schedule.sparse_weights(slot)
+        row = W.indices[W.indptr[node] : W.indptr[node + 1]]
+        out.update(row[W.data[W.indptr[node] : W.indptr[node + 1]] != 0].tolist())
+        col = W[:, [node]].tocoo()
+        out.update(col.coords[0][col.data != 0].tolist())
     return frozenset(out) - {node}
+
+
+def _frozen(W: np.ndarray | scipy.sparse.sparray) -> Matrix:
+    """A rule's ``W`` as stored: read-only float64 numpy, or a sorted float64 ``csr_array``."""
+    if is_sparse(W):
+        S = scipy.sparse.csr_array(W, dtype=np.float64)
+        S.sort_indices()
+        return S
+    W = np.array(W, dtype=np.float64)
+    W.setflags(write=False)
+    return W

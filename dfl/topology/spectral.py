@@ -11,6 +11,12 @@ spectral gap is ``1 - slem``. For a periodic schedule the product of one period
 ``P = W(p-1) ... W(0)`` plays this role (``slem(P) = 0`` for schedules that
 average exactly, e.g. one-peer exponential with ``n = 2^τ`` or Base-(k+1)).
 
+On a sparse schedule (``schedule.sparse``) with more than :data:`DENSE_SPECTRUM_UPTO`
+nodes the eigenvalues come from ``scipy.sparse.linalg`` (``eigsh`` if symmetric, else
+``eigs``) applied to ``v ↦ W v - mean(v) 1`` (and to the product of one period as a
+chain of sparse products), so no ``n x n`` array is built; the random schedules'
+mean-square contraction stays dense.
+
 References:
   Xiao, Boyd. "Fast linear iterations for distributed averaging", 2004.
   Boyd, Ghosh, Prabhakar, Shah. "Randomized gossip algorithms", IEEE TIT 2006.
@@ -22,10 +28,16 @@ import os
 from typing import Any
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 
 from dfl.topology.graph import union
+from dfl.topology.mixing import Matrix
 from dfl.topology.schedule import MixingSchedule
 from dfl.topology.validate import stochasticity
+
+DENSE_SPECTRUM_UPTO = 2048
+"""Up to this many nodes a sparse ``W``'s spectrum is taken densely (exact, ``n²`` memory)."""
 
 
 def slem(W: np.ndarray) -> float:
@@ -37,6 +49,45 @@ def slem(W: np.ndarray) -> float:
     else:
         lam = np.linalg.eigvals(M)
     value = float(np.max(np.abs(lam))) if n > 1 else 0.0
+    return 1.0 if abs(value - 1.0) < 1e-12 else value
+
+
+class _Centered(scipy.sparse.linalg.LinearOperator):
+    """``v ↦ P v - mean(P v) 1`` for the product ``P = mats[-1] ... mats[0]``."""
+
+    def __init__(self, mats: list[scipy.sparse.csr_array]):
+        n = len(mats[0].indptr) - 1
+        super().__init__(dtype=np.dtype(np.float64), shape=(n, n))
+        self.mats = mats
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        out = np.asarray(X, dtype=np.float64)
+        for W in self.mats:
+            out = np.asarray(W @ out)
+        return out - np.mean(out, axis=0, keepdims=True)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self._matmat(np.asarray(x).reshape(-1, 1)).reshape(-1)
+
+
+def sparse_slem(mats: list[Matrix]) -> float:
+    """:func:`slem` of the product ``mats[-1] ... mats[0]`` of sparse matrices, matrix-free.
+
+    The largest ``|λ|`` of ``v ↦ P v - mean(v) 1`` by ARPACK: ``eigsh`` when every
+    matrix is symmetric and there is one (``P`` symmetric), else ``eigs``; to machine
+    precision (ARPACK's ``tol=0``).
+    """
+    csr = [scipy.sparse.csr_array(W) for W in mats]
+    n = len(csr[0].indptr) - 1
+    if n <= 2:
+        return slem(np.linalg.multi_dot([*(W.toarray() for W in csr[::-1]), np.eye(n)]))
+    op = _Centered(csr)
+    diff = scipy.sparse.csr_array(abs(csr[0] - csr[0].T))
+    symmetric = len(csr) == 1 and (diff.nnz == 0 or float(diff.max()) <= 1e-12)
+    v0 = np.random.default_rng(0).standard_normal(n)
+    solve = scipy.sparse.linalg.eigsh if symmetric else scipy.sparse.linalg.eigs
+    lam = solve(op, k=1, which="LM", tol=0, v0=v0, return_eigenvectors=False)
+    value = float(np.max(np.abs(lam)))
     return 1.0 if abs(value - 1.0) < 1e-12 else value
 
 
@@ -79,17 +130,25 @@ def diagnose(schedule: MixingSchedule, *, samples: int = 64) -> dict[str, Any]:
       ``product_slem`` if random).
     """
     rounds = list(schedule.rounds(samples))
-    mats = [schedule.weights(t) for t in rounds]
+    matrix_free = schedule.period is not None and schedule.sparse
+    matrix_free = matrix_free and schedule.n > DENSE_SPECTRUM_UPTO
     graphs = [schedule.topology(t) for t in rounds]
-    props = [stochasticity(W, atol=1e-9) for W in mats]
-    per_round = [slem(W) for W in mats]
-    if schedule.period is None:
-        product = mean_square_contraction(mats)
-        rate = product
+    if matrix_free:
+        sparse: list[Matrix] = [schedule.sparse_weights(t) for t in rounds]
+        props = [stochasticity(W, atol=1e-9) for W in sparse]
+        per_round = [sparse_slem([W]) for W in sparse]
+        product = per_round[0] if len(sparse) == 1 else sparse_slem(sparse)
+        rate = product ** (1.0 / len(sparse))
     else:
-        P = np.linalg.multi_dot([*mats[::-1], np.eye(schedule.n)])
-        product = slem(P)
-        rate = product ** (1.0 / len(mats))
+        mats = [schedule.weights(t) for t in rounds]
+        props = [stochasticity(W, atol=1e-9) for W in mats]
+        per_round = [slem(W) for W in mats]
+        if schedule.period is None:
+            product = mean_square_contraction(mats)
+            rate = product
+        else:
+            product = slem(np.linalg.multi_dot([*mats[::-1], np.eye(schedule.n)]))
+            rate = product ** (1.0 / len(mats))
     whole = union(graphs, name=schedule.graphs.name)
     degrees = np.concatenate([g.in_degree for g in graphs])
     return {
@@ -124,7 +183,7 @@ def gossip_errors(schedule: MixingSchedule, rounds: int, *, seed: int = 0) -> np
     errs = [1.0]
     scale = np.linalg.norm(x - mean) or 1.0
     for t in range(rounds):
-        x = schedule.weights(t) @ x
+        x = schedule.stored(t) @ x
         errs.append(float(np.linalg.norm(x - mean) / scale))
     return np.asarray(errs)
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from dfl.topology.graph import Topology
+from dfl.topology.graph import Topology, arcs_matrix, want_sparse
 
 
 def _check_n(n: int, name: str, minimum: int = 1) -> None:
@@ -22,7 +22,9 @@ def _check_n(n: int, name: str, minimum: int = 1) -> None:
         raise ValueError(f"topology {name!r}: expected an integer n >= {minimum}, found n={n!r}")
 
 
-def circulant(n: int, offsets: list[int], *, name: str, directed: bool = False) -> Topology:
+def circulant(
+    n: int, offsets: list[int], *, name: str, directed: bool = False, sparse: bool | None = None
+) -> Topology:
     """A circulant graph: node ``i`` hears node ``(i + s) mod n`` for each offset ``s``.
 
     Args:
@@ -30,12 +32,21 @@ def circulant(n: int, offsets: list[int], *, name: str, directed: bool = False) 
       offsets: the offsets ``s`` (taken mod ``n``; 0 is ignored).
       name: name of the result.
       directed: if ``False`` the offsets ``-s`` are added too.
+      sparse: store the adjacency sparse (``None``: above ``SPARSE_ABOVE`` nodes).
 
     Returns:
       The :class:`Topology`.
     """
-    A = np.zeros((n, n), dtype=bool)
     idx = np.arange(n)
+    if want_sparse(n, sparse):
+        shifts = {s % n for s in offsets} | (set() if directed else {-s % n for s in offsets})
+        shifts.discard(0)
+        cols = [(idx + s) % n for s in sorted(shifts)]
+        dst = np.tile(idx, len(cols))
+        src = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        A = arcs_matrix(n, dst, src)
+        return Topology(name=name, adjacency=A, directed=directed and bool((A != A.T).nnz))
+    A = np.zeros((n, n), dtype=bool)
     for s in offsets:
         s %= n
         if s == 0:
@@ -151,8 +162,13 @@ def hypercube(n: int) -> Topology:
             f"topology 'hypercube': n must be a power of 2, found n={n} (nearest: {lo} or {2 * lo})"
         )
     idx = np.arange(n)
+    bits = range(n.bit_length() - 1)
+    if want_sparse(n, None):
+        dst = np.tile(idx, len(bits))
+        src = np.concatenate([idx ^ (1 << b) for b in bits])
+        return Topology(name="hypercube", adjacency=arcs_matrix(n, dst, src))
     A = np.zeros((n, n), dtype=bool)
-    for b in range(n.bit_length() - 1):
+    for b in bits:
         A[idx, idx ^ (1 << b)] = True
     return Topology(name="hypercube", adjacency=A)
 

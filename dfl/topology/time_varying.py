@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
 from dfl.topology.graph import Topology
 from dfl.topology.schedule import GraphSchedule
@@ -42,10 +43,16 @@ def one_peer_exponential(n: int) -> GraphSchedule:
     graphs = []
     idx = np.arange(n)
     for s in offsets:
-        W = np.zeros((n, n))
-        W[idx, idx] += 0.5
-        W[idx, (idx + s) % n] += 0.5
         g = circulant(n, [s], name=f"one_peer_exponential(+{s})", directed=True)
+        if g.sparse:
+            rows, cols = np.concatenate([idx, idx]), np.concatenate([idx, (idx + s) % n])
+            W = scipy.sparse.csr_array((np.full(2 * n, 0.5), (rows, cols)), shape=(n, n))
+            W.sum_duplicates()
+            W.sort_indices()
+        else:
+            W = np.zeros((n, n))
+            W[idx, idx] += 0.5
+            W[idx, (idx + s) % n] += 0.5
         graphs.append(Topology(g.name, g.adjacency, directed=g.directed, weights=W))
     return GraphSchedule.cycle(graphs, name="one_peer_exponential")
 

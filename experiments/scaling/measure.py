@@ -20,7 +20,8 @@ data and the experiment), and
 * ``loop``: ``train_round_s`` (median over ``--reps`` rounds of the loop, sampling
   and evaluation excluded);
 * ``schedule``: ``schedule_s`` (building and validating the mixing schedule alone:
-  the host-side topology, whose W is a dense ``N × N`` array) and ``w_bytes``;
+  the host-side topology, whose W is a dense ``N × N`` array up to
+  ``dfl.topology.graph.SPARSE_ABOVE`` nodes and a ``csr_array`` above) and ``w_bytes``;
 * ``peak_rss_mib``.
 
 Usage (the study's run.py calls it once per N, each in a new process):
@@ -140,12 +141,19 @@ def measure_loop(cfg: Any, reps: int) -> dict[str, Any]:
 
 
 def measure_schedule(cfg: Any) -> dict[str, Any]:
-    """Builds (and validates) only the mixing schedule: the topology layer's own cost."""
+    """Builds (and validates) only the mixing schedule: the topology layer's own cost.
+
+    ``w_bytes``: the stored W (a ``csr_array``'s three arrays when sparse).
+    """
     config = to_config(cfg)
     start = time.perf_counter()
     schedule = build_schedule(config.topology, config.mixing, seed=config.seed)
-    W = schedule.weights(0)
-    return {"schedule_s": time.perf_counter() - start, "w_bytes": int(W.nbytes)}
+    if schedule.sparse:  # a csr_array above SPARSE_ABOVE nodes
+        S = schedule.sparse_weights(0)
+        size = S.data.nbytes + S.indices.nbytes + S.indptr.nbytes
+    else:
+        size = schedule.weights(0).nbytes
+    return {"schedule_s": time.perf_counter() - start, "w_bytes": int(size)}
 
 
 def main() -> None:

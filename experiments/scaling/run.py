@@ -8,7 +8,8 @@ only grows within a process), one after another, and writes ``results.csv``,
 * ``sim_unchunked`` — the same with every node evaluated at once (the evaluation
   before node chunking), to measure what evaluation costs in memory;
 * ``loop`` — the per-node-loop baseline of ``bench/sim_round.py`` (small N only);
-* ``schedule`` — only the mixing schedule (the topology layer's dense ``N × N`` W).
+* ``schedule`` — only the mixing schedule (the topology layer; a dense ``N × N`` W up
+  to ``dfl.topology.graph.SPARSE_ABOVE`` nodes, a sparse one above).
 
 A process whose resident memory passes ``--cap-gib`` is killed and recorded as
 ``over cap`` (the machine is shared: the cap keeps one measurement from taking it
@@ -38,12 +39,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PLAN: list[tuple[str, str, list[int]]] = [
-    ("logreg", "sim", [16, 64, 256, 1024, 4096, 8192, 16384]),
+    ("logreg", "sim", [16, 64, 256, 1024, 4096, 8192, 16384, 32768, 65536]),
     ("mlp", "sim", [16, 64, 256, 1024, 4096]),
     ("logreg", "loop", [16, 64, 256]),
     ("mlp", "loop", [16, 64, 256]),
     ("mlp", "sim_unchunked", [1024, 4096]),
-    ("logreg", "schedule", [1024, 4096, 16384]),
+    ("logreg", "schedule", [1024, 4096, 16384, 65536, 262144]),
 ]
 """(model, variant, node counts), measured in this order."""
 
@@ -175,7 +176,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for model, variant, _ in PLAN:
         done = [r for r in rows if (r["model"], r["variant"]) == (model, variant)]
         ok = [r for r in done if r["status"] == "ok"]
-        timed = [r for r in ok if r["train_round_s"] != ""]
+        # train s/round is clamped at 0 when the evaluation timed alone ran slower than the
+        # one inside the timed rounds (machine load): such a point has no train time to plot
+        timed = [r for r in ok if r["train_round_s"] != "" and r["train_round_s"] > 0]
         if timed:
             ns = [r["nodes"] for r in timed]
             ax_t.plot(ns, [r["train_round_s"] for r in timed], "o-", label=f"{model} {variant}")
