@@ -13,6 +13,11 @@ view of the edge slots (:func:`dfl.gossip.gathered.edge_slots` of the schedule's
   Newly flagged peers are returned; the exchange reports them to the transport
   (:meth:`dfl.transport.base.FramedTransport.block`), which refuses their frames (and on
   Pilot with ``byzantine.revoke_flagged`` revokes their trust).
+
+**Checkpoints.** What a round leaves behind (the detector's window and flags, the previous
+round's messages an attacker builds on, the flagged set) goes into the node's checkpoint:
+:meth:`NodeByzantine.checkpoint` gives ``(arrays, meta)``, :meth:`NodeByzantine.restore`
+takes them back, so a resumed node goes on as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -187,6 +192,68 @@ class NodeByzantine:
         self.prev = {j: m for j, m in received.items() if j not in self.flagged}
         self.started = True
         return mixed, new
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def checkpoint(self, message: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(arrays, meta)`` to save with the node's state after a round.
+
+        Args:
+          message: a decoded message (arrays or ``jax.ShapeDtypeStruct``): the layout of
+            the previous round's messages, stacked ``[K, ...]`` over the in-neighbours with
+            a ``bool [K]`` mask of those kept (absent ones saved as zeros).
+
+        Returns:
+          ``arrays``: ``{"detector", "prev", "prev_ok"}``, a pytree of fixed structure
+          (:meth:`checkpoint_like`); ``meta``: JSON ``{"flagged", "started"}``.
+        """
+        prev_ok = np.asarray([j in self.prev for j in self.in_peers], bool)
+        zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), message)
+        rows = [self.prev.get(j, zeros) for j in self.in_peers]
+
+        def stack(x: Any, *row: Any) -> np.ndarray:
+            if not row:
+                return np.zeros((0, *x.shape), x.dtype)
+            return np.stack([np.asarray(r) for r in row])
+
+        prev = jax.tree.map(stack, message, *rows)
+        arrays = {"detector": self.detector._asdict(), "prev": prev, "prev_ok": prev_ok}
+        return arrays, {"flagged": sorted(self.flagged), "started": self.started}
+
+    def checkpoint_like(self, message: Any) -> dict[str, Any]:
+        """The structure of :meth:`checkpoint`'s arrays (for ``Checkpointer.restore``)."""
+        k = len(self.in_peers)
+        return {
+            "detector": init_detector(k, window=self.plan.config.window)._asdict(),
+            "prev": jax.tree.map(lambda x: jax.ShapeDtypeStruct((k, *x.shape), x.dtype), message),
+            "prev_ok": jax.ShapeDtypeStruct((k,), np.dtype(bool)),
+        }
+
+    def restore(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> list[int]:
+        """Takes back what :meth:`checkpoint` saved; returns the flagged peers (to block
+        again at the transport, which starts afresh with the process).
+
+        Raises:
+          ValueError: if the saved flags name a peer that is not an in-neighbour.
+        """
+        flagged = [int(j) for j in meta.get("flagged", [])]
+        strangers = sorted(set(flagged) - set(self.in_peers))
+        if strangers:
+            raise ValueError(
+                f"node {self.node}: the checkpoint flags {strangers}, which are not among its "
+                f"in-neighbours {self.in_peers}; resume with the run's own config"
+            )
+        d = arrays["detector"]
+        self.detector = type(self.detector)(**{f: jnp.asarray(d[f]) for f in self.detector._fields})
+        ok = np.asarray(arrays["prev_ok"], bool)
+        self.prev = {
+            j: jax.tree.map(lambda x, k=k: jnp.asarray(x[k]), arrays["prev"])
+            for k, j in enumerate(self.in_peers)
+            if ok[k]
+        }
+        self.flagged = set(flagged)
+        self.started = bool(meta.get("started", False))
+        return sorted(self.flagged)
 
     def record(self) -> dict[str, int]:
         """``byzantine_flagged`` (and true / false positives) of this node so far."""

@@ -26,10 +26,11 @@ silent rounds by their missing-message rule), it sees their frames for later
 rounds, finishes the round it is in at once, and jumps to the neighbours'
 current round, skipping the rounds it missed (``node.rejoin``): its state is
 then that of its checkpoint, and every key is derived from the seed and the
-round, so nothing else needs restoring. It jumps only when more than half of
-its in-neighbours over a schedule period are ahead, only as far as they agree
-and as the time since it was last in step allows (:mod:`dfl.node.rejoin`): one
-member's claimed round decides nothing.
+round, so nothing else needs restoring (a Byzantine run's detector, previous
+round's messages and flagged peers are saved and restored with it). It jumps
+only when more than half of its in-neighbours over a schedule period are ahead,
+only as far as they agree and as the time since it was last in step allows
+(:mod:`dfl.node.rejoin`): one member's claimed round decides nothing.
 """
 
 from __future__ import annotations
@@ -203,7 +204,16 @@ class NodeRunner:
 
     def _restore(self, state: Any) -> tuple[Any, int]:
         assert self.resume is not None
-        state, _, meta = self.resume.restore(state)
+        robust = self.robust
+        like = None if robust is None else robust.checkpoint_like(self._message_like())
+        state, extra, meta = self.resume.restore(state, like_extra=like)
+        if robust is not None and extra is not None:
+            # The detector, the previous round's messages and the flagged peers go on;
+            # the transport (a new process's) is told again whom to refuse.
+            block = getattr(self.transport, "block", None)
+            for j in robust.restore(extra, meta.get("byzantine", {})):
+                if block is not None:
+                    block(j, revoke=self.exp.config.byzantine.revoke_flagged)
         saved = meta.get("counters", {})
         self.counters = Counters(
             **{k: int(v) for k, v in saved.items() if k in Counters.__dataclass_fields__}
@@ -231,7 +241,16 @@ class NodeRunner:
             "counters": dataclasses.asdict(self.counters),
             "time": time.time(),  # wall clock: bounds how far a resumed node may skip
         }
-        self.checkpointer.save(rounds_done, state, meta=meta)
+        extra = None
+        if self.robust is not None:
+            extra, meta["byzantine"] = self.robust.checkpoint(self._message_like())
+        self.checkpointer.save(rounds_done, state, meta=meta, extra=extra)
+
+    def _message_like(self) -> Any:
+        """The layout of one decoded message (shape structs, nothing computed)."""
+        state, batches, key = self.program.shapes
+        _, wire, _ = jax.eval_shape(self.program.step, state, batches, key)
+        return jax.eval_shape(self.program.decode, wire)
 
     # -- one round -----------------------------------------------------------------
 
@@ -256,7 +275,7 @@ class NodeRunner:
             chunk_bytes=self.cfg.transport.chunk_bytes,
             counts=self.counters,
             down_after_missed=self.cfg.transport.down_after_missed,
-            robust=self._byzantine(),
+            robust=self.robust,
             revoke_flagged=self.exp.config.byzantine.revoke_flagged,
         )
 
@@ -366,6 +385,7 @@ class NodeRunner:
         cfg, program, exp = self.cfg, self.program, self.exp
         self.transport.expect(Kind.WIRE, program.spec, senders_of(exp.schedule, self.node))
         state = program.init(self.node)
+        self.robust = self._byzantine()  # before a restore, which fills it in
         start = 0
         if self.resume is not None and self.resume.latest_step() is not None:
             state, start = self._restore(state)
@@ -376,7 +396,6 @@ class NodeRunner:
         program.compile()
         compile_time = time.perf_counter() - began
         exchange = self._exchange()
-        self.robust = exchange.robust
         writer = None
         if self.workdir is not None:
             if start > 0:  # a resumed node's records go on from its checkpoint's round

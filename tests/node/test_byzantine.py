@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -13,7 +14,14 @@ from dfl.experiment import build_experiment
 from dfl.node import build_program, run_loopback
 from dfl.sim.runner import simulate
 from dfl.transport import Kind, LoopbackNetwork, WireSpec, encode_payload
-from tests.node.common import assert_close, compose_config, node_params, sim_params
+from tests.node.common import (
+    assert_close,
+    assert_equal,
+    compose_config,
+    node_params,
+    replace,
+    sim_params,
+)
 
 SHORT = ("rounds=10", "eval_every=5")
 
@@ -143,3 +151,108 @@ def test_blocking_on_pilot_revokes_trust_only_when_asked():
     t.block(1)
     t.block(2, revoke=True)
     assert t.blocked == {1, 2} and t.membership.revoked == {2}
+
+
+RESUME_CASES = [
+    pytest.param(
+        ("byzantine.attack=sign_flip", "byzantine.scale=3", "byzantine.min_rounds=2"),
+        range(1, 6),  # the flagged attacker runs ahead alone: only the honest nodes are fixed
+        id="flagged-before-the-checkpoint",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        (
+            "byzantine.attack=dissensus",
+            "byzantine.epsilon=1.5",
+            "byzantine.window=10",
+            "byzantine.min_rounds=8",
+        ),
+        range(6),  # not flagged within the run: every node, the attacker on its last view
+        id="attacker-uses-the-previous-round",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.parametrize(("attack", "nodes"), RESUME_CASES)
+def test_a_resumed_byzantine_deployment_ends_as_the_straight_one(tmp_path, attack, nodes):
+    """Stopped after round 5 and resumed from the checkpoints of round 3: the detector's
+    window, the flagged set (and the transport's refusal) and an attacker's view of the
+    previous round come back, so the nodes end where the straight run ends."""
+    cfg, opt = compose_config(
+        *SHORT,
+        "topology.n=6",
+        "byzantine=clipped_gossip",
+        "byzantine.nodes=[0]",
+        *attack,
+        "byzantine.detect=true",
+        "node.rejoin=false",
+        "checkpoint.every=3",
+    )
+    program = build_program(build_experiment(cfg, opt))
+    straight = run_loopback(cfg, program=program, workdir=tmp_path / "straight")
+    run_loopback(cfg, program=program, workdir=tmp_path / "run", stop_round=5)
+    resumed = run_loopback(
+        replace(cfg, resume=str(tmp_path / "run")), program=program, workdir=tmp_path / "run"
+    )
+    assert all(resumed.nodes[i].rounds_run == 7 for i in nodes)  # from round 3, not 0
+    for i in nodes:
+        assert_equal(node_params(resumed, i), node_params(straight, i))
+    flags = ("byzantine_flagged", "byzantine_flagged_true", "byzantine_flagged_false")
+    for key in flags:
+        assert resumed.records[-1][key] == straight.records[-1][key], key
+    flagged = straight.records[-1]["byzantine_flagged_true"]
+    assert flagged == (2 if "sign_flip" in attack[0] else 0)  # node 0's two ring neighbours
+
+
+def test_a_node_detector_window_flags_and_previous_round_survive_a_checkpoint(tmp_path):
+    """``NodeByzantine.checkpoint`` → ``Checkpointer`` → ``restore`` into a fresh one: the
+    same flags and previous round, and the next round's mix and flags are the same."""
+    from dfl.checkpoint import Checkpointer
+    from dfl.node.byzantine import NodeByzantine
+
+    cfg, opt = compose_config(
+        "topology.n=6",
+        "byzantine=clipped_gossip",
+        "byzantine.nodes=[0]",
+        "byzantine.attack=sign_flip",
+        "byzantine.detect=true",
+        "byzantine.min_rounds=2",
+    )
+    exp = build_experiment(cfg, opt)
+    plan = exp.byzantine
+    assert plan is not None
+
+    def node() -> NodeByzantine:
+        return NodeByzantine(plan, exp.schedule, 1, lambda t: exp.stream(0, t))
+
+    own = {"w": jnp.arange(4, dtype=jnp.float32)}
+    far, near = {"w": -30 * own["w"] - 5}, {"w": own["w"] + 0.1}
+    a = node()
+    assert a.in_peers == [0, 2]
+    for t in range(2):  # flagged after min_rounds=2 rounds of outlying distances
+        a.combine(own, {0: far, 2: near}, t)
+    a.combine(own, {2: near}, 2)  # 0 cut off: the previous round holds 2 only
+    assert a.flagged == {0} and sorted(a.prev) == [2]
+    like = jax.eval_shape(lambda: own)
+    arrays, meta = a.checkpoint(like)
+    assert meta == {"flagged": [0], "started": True}
+    np.testing.assert_array_equal(arrays["prev_ok"], [False, True])
+    ck = Checkpointer(tmp_path, every=1, async_save=False)
+    ck.save(3, {"x": jnp.zeros(2)}, meta={"byzantine": meta}, extra=arrays)
+    b = node()
+    _, extra, saved = ck.restore({"x": jnp.zeros(2)}, like_extra=b.checkpoint_like(like))
+    ck.close()
+    assert b.restore(extra, saved["byzantine"]) == [0]
+    assert b.flagged == {0} and b.started and sorted(b.prev) == [2]
+    np.testing.assert_array_equal(b.prev[2]["w"], near["w"])
+    for x, y in zip(a.detector, b.detector, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # The next round: the flagged peer stays out on both, and the mixes agree.
+    step = {0: {"w": own["w"] * 2}, 2: near}
+    (mixed_a, new_a), (mixed_b, new_b) = a.combine(own, step, 3), b.combine(own, step, 3)
+    assert new_a == new_b == []
+    np.testing.assert_array_equal(mixed_a["w"], mixed_b["w"])
+    # A fresh node takes node 0's message in: the restore is what keeps it out.
+    mixed_c, _ = node().combine(own, step, 3)
+    assert not np.array_equal(mixed_c["w"], mixed_a["w"])

@@ -75,3 +75,14 @@ def test_the_readme_multi_host_commands_on_loopback(rendezvous):
     explicit daemon paths (no cluster directory): the simulation's parameters."""
     out = check(run_isolated("multihost_commands", rendezvous=rendezvous, timeout=600))
     assert out.rstrip().endswith("ok")
+
+
+def test_blocking_a_peer_revokes_its_pilot_trust_only_with_revoke(rendezvous):
+    """``block(1, revoke=True)``: trust withdrawn, 1's frames refused; ``block(2)``: refused
+    by dfl, trust kept; node 3's messages still arrive (``scenarios/block_revoke.py``)."""
+    out = check(run_isolated("block_revoke", rendezvous=rendezvous, timeout=120))
+    summary = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # The revoked peer's one frame: refused by dfl if Pilot still delivered it, else lost
+    # to a dial timeout at the sender; never both, never neither.
+    assert summary["node1_undelivered"] + summary["node1_frames_refused_by_dfl"] == 1
+    assert summary["node2_reason"] == "node 2 is not an in-neighbour of node 0 at round 1"
