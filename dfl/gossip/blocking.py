@@ -70,7 +70,12 @@ def _chunk(length: int, target: int) -> int:
     return divisor if 2 * divisor >= target else target
 
 
-def mix_rows(x: jax.Array, mix: Callable[[jax.Array], jax.Array], block: Block) -> jax.Array:
+def mix_rows(
+    x: jax.Array,
+    mix: Callable[[jax.Array], jax.Array],
+    block: Block,
+    keep: tuple[jax.Array, jax.Array] | None = None,
+) -> jax.Array:
     """Applies the node-axis operator ``mix`` to leaf ``x`` ``[N, ...]``, block by block.
 
     ``mix`` maps ``[N, B]`` (the leaf's trailing axes flattened to ``B`` columns,
@@ -90,41 +95,55 @@ def mix_rows(x: jax.Array, mix: Callable[[jax.Array], jax.Array], block: Block) 
     reshape of the whole leaf, which would make XLA copy the loop's result; a partial
     last block along that axis gets a second loop. Without a block size it is one
     fused ``mix`` over the whole leaf.
+
+    ``keep = (online, old)`` (bool ``[N]``, a leaf like ``x``) makes row ``i`` of the
+    result ``old[i]`` where ``online[i]`` is false, ``jnp.where`` on each block as it is
+    written (the network round's offline rule without a second pass over the leaf).
     """
     n = x.shape[0]
     dtype = compute_dtype(x)
     size = resolve_block(block, n, dtype)
 
-    def run(part: jax.Array) -> jax.Array:
-        return mix(part.reshape(n, -1).astype(dtype)).reshape(part.shape).astype(x.dtype)
+    def run(part: jax.Array, old: jax.Array | None = None) -> jax.Array:
+        out = mix(part.reshape(n, -1).astype(dtype)).reshape(part.shape).astype(x.dtype)
+        if keep is None or old is None:
+            return out
+        return jnp.where(keep[0].reshape((n,) + (1,) * (out.ndim - 1)), out, old)
 
     shape = x.shape
     if size is None or math.prod(shape[1:]) < 2 * size:
-        return run(x)
+        return run(x, None if keep is None else keep[1])
     axis = next(a for a in range(1, x.ndim) if math.prod(shape[a + 1 :]) <= size)
     outer = shape[1:axis]
     chunk = _chunk(shape[axis], size // math.prod(shape[axis + 1 :]))
 
-    def blocks(x: jax.Array, first: int, rows: int, count: int) -> jax.Array:
+    def blocks(y: jax.Array, first: int, rows: int, count: int) -> jax.Array:
         """Mixes ``count`` blocks of ``rows`` along ``axis`` from ``first``, at every
         position of the ``outer`` axes."""
         sizes = (n, *(1,) * len(outer), rows, *shape[axis + 1 :])
 
-        def body(i: jax.Array, x: jax.Array) -> jax.Array:
+        def body(i: jax.Array, y: jax.Array) -> jax.Array:
             starts = [first + (i % count) * rows, *(0,) * (x.ndim - axis - 1)]
             rest = i // count
             for dim in reversed(outer):
                 starts.insert(0, rest % dim)
                 rest = rest // dim
             starts.insert(0, 0)
+            if keep is None:  # in place in x itself
+                part = lax.dynamic_slice(y, starts, sizes)
+                return lax.dynamic_update_slice(y, run(part), starts)
+            # in place in ``old`` (x is only read): the result takes old's buffer
             part = lax.dynamic_slice(x, starts, sizes)
-            return lax.dynamic_update_slice(x, run(part), starts)
+            return lax.dynamic_update_slice(
+                y, run(part, lax.dynamic_slice(y, starts, sizes)), starts
+            )
 
-        return lax.fori_loop(0, math.prod(outer) * count, body, x)
+        return lax.fori_loop(0, math.prod(outer) * count, body, y)
 
     full, rest = divmod(shape[axis], chunk)
-    x = blocks(x, 0, chunk, full)
-    return blocks(x, full * chunk, rest, 1) if rest else x
+    y = x if keep is None else keep[1]
+    y = blocks(y, 0, chunk, full)
+    return blocks(y, full * chunk, rest, 1) if rest else y
 
 
 class RoundData:

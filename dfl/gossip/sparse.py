@@ -86,8 +86,15 @@ class SparseMixer:
         """The round's self weights and padded neighbour lists."""
         return self._data(round)
 
-    def apply(self, tree: Any, data: dict[str, jax.Array]) -> Any:
-        """``W_ii x_i + Σ_k w_ik x_{idx_ik}`` for every leaf (pure, jittable)."""
+    def apply(
+        self, tree: Any, data: dict[str, jax.Array], keep: tuple[jax.Array, Any] | None = None
+    ) -> Any:
+        """``W_ii x_i + Σ_k w_ik x_{idx_ik}`` for every leaf (pure, jittable).
+
+        ``keep = (online, old)`` (bool ``[N]``, a tree like ``tree``): rows of offline
+        nodes are ``old``'s, selected as each block is written (see
+        :func:`~dfl.gossip.blocking.mix_rows`).
+        """
 
         def mix(x: jax.Array) -> jax.Array:
             out = data["self"].astype(x.dtype)[:, None] * x
@@ -96,4 +103,7 @@ class SparseMixer:
                 out = out + w * jnp.take(x, data["index"][:, k], axis=0)
             return out
 
-        return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)
+        if keep is None:
+            return jax.tree.map(lambda x: mix_rows(x, mix, self.block), tree)
+        online, old = keep
+        return jax.tree.map(lambda x, o: mix_rows(x, mix, self.block, (online, o)), tree, old)

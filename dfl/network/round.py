@@ -4,7 +4,8 @@
 network (:func:`dfl.network.clock.step` with ``jax.numpy``) over the round's dense
 ``W``, then runs step → exchange → combine with the round's delivery mask
 (``RENORMALIZE``: lost and late messages are renormalised away, an offline node
-keeps its state) or unmasked (``WAIT``: nothing is lost, the network only costs
+keeps its state; on the sparse mixer the mixer selects the kept rows as it writes
+them, :func:`combine_keeping`) or unmasked (``WAIT``: nothing is lost, the network only costs
 time). The carry is :class:`Carry`, the algorithm state and the network's.
 
 Two exchange forms carry the mask: the dense mixer (``apply(..., delivered=)``)
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 from dfl.algorithms.base import Algorithm, MissingRule
 from dfl.network import clock
 from dfl.network.model import NetworkModel
-from dfl.sim.round import make_round
+from dfl.sim.round import make_round, node_keys
 
 NETWORK_INFO = ("sim_time", "messages_missing", "retransmissions", "messages_sent", "nodes_online")
 """The ``info`` keys a network round adds."""
@@ -50,10 +51,11 @@ def algorithm_state(state: Any) -> Any:
 def keep_where(online: jax.Array, new: Any, old: Any, churn: bool = True) -> Any:
     """Per node, ``new`` where ``online`` else ``old`` (PRNG keys by their key data).
 
-    One select over the state (a pass over every node's parameters: the main cost of
-    churn in the round; row copies of only the offline nodes, by scatter or a loop of
-    dynamic slices, measured slower on CPU). ``churn=False`` (no node is ever
-    offline) skips it.
+    One select over the state, a pass over every node's leaves that also keeps the old
+    state alive beside the new one (a fresh ``N · P`` buffer): the dense form's rule,
+    and the sparse form's for leaves ``combine`` computes (:func:`combine_keeping`
+    selects the others inside the mixer). ``churn=False`` (no node is ever offline)
+    skips it.
     """
     if not churn:
         return new
@@ -66,6 +68,73 @@ def keep_where(online: jax.Array, new: Any, old: Any, churn: bool = True) -> Any
         return jnp.where(mask, a, b)
 
     return jax.tree.map(pick, new, old)
+
+
+def passthrough(combine: Callable[[Any, Any], Any], state: Any, mixed: Any) -> dict[int, int]:
+    """Which leaves of ``combine(state, mixed)`` are leaves of ``mixed`` unchanged.
+
+    From the jaxpr of one node's ``combine`` (``state`` and ``mixed`` one node's, or
+    abstract): ``{k: j}`` for each output leaf ``k`` that is mixed leaf ``j`` itself
+    (each ``j`` once), e.g. D-SGD's ``params``.
+    """
+    closed = jax.make_jaxpr(combine)(state, mixed)
+    first = len(jax.tree.leaves(state))
+    index = {id(v): i - first for i, v in enumerate(closed.jaxpr.invars) if i >= first}
+    found: dict[int, int] = {}
+    for k, v in enumerate(closed.jaxpr.outvars):
+        j = index.get(id(v))
+        if j is not None and j not in found.values():
+            found[k] = j
+    return found
+
+
+def combine_keeping(
+    algorithm: Algorithm,
+    exchange: Any,
+    state: Any,
+    batches: Any,
+    w_data: Any,
+    key: jax.Array,
+    online: jax.Array,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """:func:`dfl.sim.round.make_round`'s round on the sparse mixer, offline nodes kept.
+
+    Equal to ``keep_where(online, round(state, ...), state)``, bit for bit, with the select
+    of each state leaf that ``combine`` takes unchanged from the mix (:func:`passthrough`)
+    done by the mixer as it writes the leaf's blocks, into ``state``'s own buffer (no
+    separate pass, no fresh ``N · P`` buffer; a donated state stays in place). Other
+    leaves go through :func:`keep_where`. Changing an offline node's mixed row changes
+    only that node's combine (``combine`` is per node), whose result is discarded.
+    """
+    n = jax.tree.leaves(state)[0].shape[0]
+    stepped, wire, info = jax.vmap(algorithm.step)(state, batches, node_keys(key, n))
+    messages = jax.vmap(algorithm.decode)(wire)
+    one = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), tree)  # noqa: E731
+    fused = passthrough(algorithm.combine, one(stepped), one(messages))
+    old_leaves, treedef = jax.tree.flatten(state)
+    msg_leaves, msg_def = jax.tree.flatten(messages)
+    fused = {
+        k: j
+        for k, j in fused.items()
+        if k < len(old_leaves)
+        and (old_leaves[k].shape, old_leaves[k].dtype) == (msg_leaves[j].shape, msg_leaves[j].dtype)
+    }
+    kept = {j: old_leaves[k] for k, j in fused.items()}
+    mixed = [
+        exchange.apply(leaf, w_data, keep=(online, kept[j]))
+        if j in kept
+        else exchange.apply(leaf, w_data)
+        for j, leaf in enumerate(msg_leaves)
+    ]
+    new = jax.vmap(algorithm.combine)(stepped, jax.tree.unflatten(msg_def, mixed))
+    new_leaves, new_def = jax.tree.flatten(new)
+    if new_def != treedef:
+        raise ValueError(f"combine changed the state's structure: {treedef} to {new_def}")
+    rest = [k for k in range(len(new_leaves)) if k not in fused]
+    picked = keep_where(online, [new_leaves[k] for k in rest], [old_leaves[k] for k in rest])
+    for k, leaf in zip(rest, picked, strict=True):
+        new_leaves[k] = leaf
+    return jax.tree.unflatten(treedef, new_leaves), info
 
 
 def adjacency_of(form: str, data: Any, n: int) -> jax.Array:
@@ -116,9 +185,14 @@ def make_network_round(
         else:
             if form == "dense":
                 new, info = base(carry.state, batches, w_data, key, delivered=out.delivered)
+                state = keep_where(out.online, new, carry.state, model.max_offline > 0)
+            elif model.max_offline > 0:
+                masked = mask_sparse(w_data, out.delivered)
+                state, info = combine_keeping(
+                    algorithm, exchange, carry.state, batches, masked, key, out.online
+                )
             else:
-                new, info = base(carry.state, batches, mask_sparse(w_data, out.delivered), key)
-            state = keep_where(out.online, new, carry.state, model.max_offline > 0)
+                state, info = base(carry.state, batches, mask_sparse(w_data, out.delivered), key)
         info = {
             **info,
             "sim_time": net.clock,
