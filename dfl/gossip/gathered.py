@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfl.gossip.structure import ATOL, period_matrices
+from dfl.gossip.structure import ATOL, dense_period_matrices
 from dfl.topology.schedule import MixingSchedule
 
 
@@ -96,7 +96,7 @@ class GatheredMixer:
 
     def __init__(self, schedule: MixingSchedule, *, block: Any = None):
         del block
-        mats = period_matrices(schedule)
+        mats = dense_period_matrices(schedule)
         if mats is None:
             raise ValueError(
                 f"the gathered exchange needs a periodic schedule (fixed edge slots); "

@@ -85,3 +85,12 @@ def period_matrices(schedule: MixingSchedule) -> list[Matrix] | None:
     if schedule.period is None:
         return None
     return [schedule.stored(t) for t in range(schedule.period)]
+
+
+def dense_period_matrices(schedule: MixingSchedule) -> list[np.ndarray] | None:
+    """:func:`period_matrices` as dense arrays (``N × N`` each, also above
+    :data:`dfl.topology.graph.SPARSE_ABOVE` nodes), or ``None`` if random."""
+    mats = period_matrices(schedule)
+    if mats is None:
+        return None
+    return [schedule.weights(t) for t in range(len(mats))]

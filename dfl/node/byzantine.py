@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfl.gossip.gathered import Edges, edge_slots
-from dfl.gossip.structure import period_matrices
+from dfl.gossip.structure import dense_period_matrices
 from dfl.robust.attacks import reverse_edges
 from dfl.robust.detection import init_detector, update_detector
 from dfl.robust.krum import krum_pairs
@@ -53,7 +53,7 @@ class NodeByzantine:
     """
 
     def __init__(self, plan: ByzantinePlan, schedule: MixingSchedule, node: int, round_key: Any):
-        mats = period_matrices(schedule)
+        mats = dense_period_matrices(schedule)
         if mats is None:
             raise ValueError("byzantine runs need a periodic schedule")
         self.plan, self.node, self.n = plan, node, schedule.n

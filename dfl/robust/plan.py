@@ -27,7 +27,7 @@ import numpy as np
 
 from dfl.algorithms.base import MissingRule
 from dfl.config.byzantine_schema import ByzantineConfig
-from dfl.gossip.structure import off_diagonal_in_degree, period_matrices
+from dfl.gossip.structure import dense_period_matrices, off_diagonal_in_degree
 from dfl.robust.attacks import alie_z
 from dfl.robust.messages import AttackSpec
 from dfl.robust.placement import attackers_per_node, byzantine_mask, place_attackers
@@ -145,7 +145,7 @@ def make_plan(
             f"(missing_rule RENORMALIZE: dsgd, dsgdm, qgm, dsgd_ef); {algorithm!r} must WAIT for "
             "every message and its invariants break under a robust rule"
         )
-    mats = period_matrices(schedule)
+    mats = dense_period_matrices(schedule)
     if mats is None:
         raise ValueError(
             f"byzantine runs need a periodic topology (fixed edge slots); "
