@@ -52,6 +52,10 @@ def test_sigkill_restart_rejoins_the_run(tmp_path):
         "transport.faults.crash_node=1",
         "transport.faults.crash_round=6",
         "transport.faults.restart_after_s=1",
+        # Failure detection off: with it, node 1's neighbours stop waiting for it the
+        # moment its connections close, and finish the 24 rounds left before a new
+        # process has started (tests/security/test_failure_detection.py tests that).
+        "transport.down_after_missed=0",
     ]
     cfg, opt = compose_config(*extra)
     records = launch_processes(
