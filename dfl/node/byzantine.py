@@ -32,11 +32,10 @@ import numpy as np
 from dfl.gossip.gathered import Edges, edge_slots
 from dfl.gossip.structure import dense_period_matrices
 from dfl.robust.attacks import reverse_edges
-from dfl.robust.detection import init_detector, update_detector
+from dfl.robust.detection import init_detector
 from dfl.robust.krum import krum_pairs
 from dfl.robust.messages import MODEL_ATTACKS, attack_messages
 from dfl.robust.plan import ByzantinePlan
-from dfl.robust.rules import robust_mix
 from dfl.sim.byzantine import ATTACK_STREAM
 from dfl.topology.schedule import MixingSchedule
 
@@ -134,24 +133,12 @@ class NodeByzantine:
 
     def _combine_fn(self, own, messages_e, edges, ok, detector):
         own1 = jax.tree.map(lambda x: x[None], own)
-        if self.plan.detect:
-            cfg = self.plan.config
-            detector = update_detector(
-                detector,
-                own1,
-                messages_e,
-                edges.dst,
-                delivered=ok,
-                kappa=cfg.kappa,
-                min_rounds=cfg.min_rounds,
-            )
-        use = ok & ~detector.flagged
-        mixed = robust_mix(
+        mixed, detector = self.plan.screen_and_mix(
             own1,
             messages_e,
             edges,
-            use,
-            self.plan.rule,
+            ok,
+            detector,
             byzantine_e=self.byzantine[edges.src],
             pairs=self.pairs,
         )

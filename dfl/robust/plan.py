@@ -23,16 +23,19 @@ import dataclasses
 import warnings
 from typing import Any
 
+import jax
 import numpy as np
 
 from dfl.algorithms.base import MissingRule
 from dfl.config.byzantine_schema import ByzantineConfig
+from dfl.gossip.gathered import Edges
 from dfl.gossip.structure import dense_period_matrices, off_diagonal_in_degree
 from dfl.robust.attacks import alie_z
+from dfl.robust.detection import DetectorState, update_detector
 from dfl.robust.messages import AttackSpec
 from dfl.robust.placement import attackers_per_node, byzantine_mask, place_attackers
 from dfl.robust.requirements import check_in_degree
-from dfl.robust.rules import RULES, RuleSpec
+from dfl.robust.rules import RULES, RuleSpec, robust_mix
 from dfl.topology.schedule import MixingSchedule
 
 ATTACKS = ("none", "sign_flip", "gaussian", "alie", "ipm", "dissensus", "label_flip")
@@ -74,6 +77,48 @@ class ByzantinePlan:
     def detect(self) -> bool:
         """Whether the outlier detector runs."""
         return bool(self.config.detect)
+
+    def screen_and_mix(
+        self,
+        own: Any,
+        messages_e: Any,
+        edges: Edges,
+        delivered: jax.Array,
+        detector: DetectorState,
+        *,
+        byzantine_e: jax.Array,
+        pairs: Any,
+    ) -> tuple[Any, DetectorState]:
+        """One combine of the rule over the in-edge messages (jittable, both modes):
+        the detector updated first (when on), its flagged edges left out of the mix.
+
+        Args:
+          own: the receivers' own messages (leading axis: receivers).
+          messages_e: one message per edge slot of ``edges``.
+          edges: the edge slots (gathered form).
+          delivered: bool per edge slot, the messages that arrived.
+          detector: the detector state before this round.
+          byzantine_e: bool per edge slot, the sender is an attacker (for oracle rules).
+          pairs: Krum's pair index (``None`` for other rules).
+
+        Returns:
+          ``(mixed, detector)``: the mixed messages and the updated detector.
+        """
+        if self.detect:
+            detector = update_detector(
+                detector,
+                own,
+                messages_e,
+                edges.dst,
+                delivered=delivered,
+                kappa=self.config.kappa,
+                min_rounds=self.config.min_rounds,
+            )
+        use = delivered & ~detector.flagged
+        mixed = robust_mix(
+            own, messages_e, edges, use, self.rule, byzantine_e=byzantine_e, pairs=pairs
+        )
+        return mixed, detector
 
     def metadata(self) -> dict[str, Any]:
         """The ``byzantine`` entry of ``metadata.json``."""

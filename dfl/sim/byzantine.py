@@ -20,11 +20,10 @@ import numpy as np
 
 from dfl.gossip.gathered import Edges, GatheredMixer, gather
 from dfl.robust.attacks import reverse_edges
-from dfl.robust.detection import DetectorState, init_detector, update_detector
+from dfl.robust.detection import DetectorState, init_detector
 from dfl.robust.krum import krum_pairs
 from dfl.robust.messages import attack_messages
 from dfl.robust.plan import ByzantinePlan
-from dfl.robust.rules import robust_mix
 
 ATTACK_STREAM = 0x42595A
 """``fold_in(round_key, ATTACK_STREAM)``: the attacks' key of a round (both modes)."""
@@ -122,7 +121,7 @@ class ByzantineRound:
           key: the round's key (the attack key is ``fold_in(key, ATTACK_STREAM)``).
           delivered: the round's ``bool [N, N]`` delivery mask (``None``: all).
         """
-        cfg, byz = self.plan.config, self.byzantine
+        byz = self.byzantine
         ok = edges.valid
         if delivered is not None:
             ok = ok & jnp.asarray(delivered, bool)[edges.dst, edges.src]
@@ -138,29 +137,18 @@ class ByzantineRound:
             reverse=self.reverse,
             started=carry.started,
         )
-        detector = carry.detector
-        if self.plan.detect:
-            detector = update_detector(
-                detector,
-                messages,
-                wire_e,
-                edges.dst,
-                delivered=ok,
-                kappa=cfg.kappa,
-                min_rounds=cfg.min_rounds,
-            )
-        use = ok & ~detector.flagged
-        mixed = robust_mix(
+        mixed, detector = self.plan.screen_and_mix(
             messages,
             wire_e,
             edges,
-            use,
-            self.plan.rule,
+            ok,
+            carry.detector,
             byzantine_e=byz[edges.src],
             pairs=self.pairs,
         )
         info = flag_info(detector.flagged, edges, byz)
         # what the attackers saw: the flagged peers' messages are refused (as a transport does)
+        use = ok & ~detector.flagged  # the mixed messages: delivered, not flagged
         return mixed, ByzantineCarry(messages, use, jnp.ones((), bool), detector), info
 
 
