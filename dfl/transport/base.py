@@ -289,9 +289,13 @@ class FramedTransport(abc.ABC):
         """
         self.close(drain=False)
 
-    def close(self, *, drain: bool = True) -> None:
-        """Delivers delayed frames (``drain``; else drops them), wakes any waiting receive."""
+    def _stop_delayer(self, *, drain: bool) -> None:
+        """Stops the fault injector's delay queue: its frames delivered (``drain``) or lost."""
         with self._delayer_lock:
             if self._delayer is not None:
                 self._delayer.close(drain=drain)
+
+    def close(self, *, drain: bool = True) -> None:
+        """Delivers delayed frames (``drain``; else drops them), wakes any waiting receive."""
+        self._stop_delayer(drain=drain)
         self.inbox.close()

@@ -438,17 +438,13 @@ class PilotTransport(FramedTransport):
 
     def crash(self) -> None:
         """Stops abruptly, as a killed process would: queued sends are lost."""
-        with self._delayer_lock:
-            if self._delayer is not None:
-                self._delayer.close(drain=False)
+        self._stop_delayer(drain=False)
         self.closing.set()
         self.close()
 
     def close(self, *, drain: bool = True) -> None:
         """Delivers delayed and queued sends, then stops every thread."""
-        with self._delayer_lock:
-            if self._delayer is not None:
-                self._delayer.close(drain=drain and not self.closing.is_set())
+        self._stop_delayer(drain=drain and not self.closing.is_set())
         if not self.closing.is_set():
             self.flush()
         self.closing.set()

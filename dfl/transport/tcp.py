@@ -615,9 +615,7 @@ class TcpTransport(FramedTransport):
 
     def crash(self) -> None:
         """Stops abruptly, as a killed process would: queued sends are lost."""
-        with self._delayer_lock:
-            if self._delayer is not None:
-                self._delayer.close(drain=False)
+        self._stop_delayer(drain=False)
         self.closing.set()
         for p in self._peers.stop_all():
             if p.sock is not None:
@@ -627,9 +625,7 @@ class TcpTransport(FramedTransport):
 
     def close(self, *, drain: bool = True) -> None:
         """Flushes delayed and queued sends, then closes every socket and thread."""
-        with self._delayer_lock:
-            if self._delayer is not None:
-                self._delayer.close(drain=drain and not self.closing.is_set())
+        self._stop_delayer(drain=drain and not self.closing.is_set())
         if not self.closing.is_set():
             self.flush()
         self.closing.set()
