@@ -99,77 +99,71 @@ class MixingRequirements:
         ``W`` may be a ``scipy.sparse`` matrix (a sparse schedule): the same checks in
         ``O(E)``, the smallest eigenvalue by ``scipy.sparse.linalg`` (Lanczos/Arnoldi).
         """
-        if scipy.sparse.issparse(W):
-            self._check_sparse(W, time_varying=time_varying, algorithm=algorithm, atol=atol)
-            return
-        W = np.asarray(W, dtype=np.float64)
+        need_eig = self.min_eigenvalue is not None
+        facts = (
+            _sparse_facts(W, atol, need_eig)
+            if scipy.sparse.issparse(W)
+            else _dense_facts(W, atol, need_eig)
+        )
+        rows, cols, symmetric, exact_average, lam = facts
         problems = []
         if time_varying and not self.time_varying:
             problems.append("a static mixing matrix (the topology is time-varying)")
-        rows, cols = W.sum(axis=1), W.sum(axis=0)
         if self.stochastic in ("row", "doubly") and not np.allclose(rows, 1.0, atol=atol):
             bad = int(np.argmax(np.abs(rows - 1.0)))
             problems.append(f"row sums of 1 (row {bad} sums to {rows[bad]:.6g})")
         if self.stochastic in ("column", "doubly") and not np.allclose(cols, 1.0, atol=atol):
             bad = int(np.argmax(np.abs(cols - 1.0)))
             problems.append(f"column sums of 1 (column {bad} sums to {cols[bad]:.6g})")
-        if self.symmetric and not np.allclose(W, W.T, atol=atol):
-            problems.append("a symmetric W")
-        if self.exact_average and not np.allclose(W, 1.0 / W.shape[0], atol=atol):
-            problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
-        if self.min_eigenvalue is not None:
-            symmetric = np.allclose(W, W.T, atol=atol)
-            eigs = np.linalg.eigvalsh(W) if symmetric else np.linalg.eigvals(W).real
-            lam = float(np.min(eigs))
-            if lam < self.min_eigenvalue - atol:
-                problems.append(
-                    f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "
-                    "a lazy mixing rule, mixing=lazy, provides it)"
-                )
-        if problems:
-            raise RequirementError(
-                f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
-                "Choose a mixing rule/topology that provides it."
-            )
-
-    def _check_sparse(self, W: Any, *, time_varying: bool, algorithm: str, atol: float) -> None:
-        """:meth:`check` for a sparse ``W`` (never builds an ``n x n`` array)."""
-        import scipy.sparse.linalg
-
-        W = scipy.sparse.csr_array(W, dtype=np.float64)
-        n = W.shape[0]
-        problems = []
-        if time_varying and not self.time_varying:
-            problems.append("a static mixing matrix (the topology is time-varying)")
-        rows, cols = np.asarray(W.sum(axis=1)), np.asarray(W.sum(axis=0))
-        if self.stochastic in ("row", "doubly") and not np.allclose(rows, 1.0, atol=atol):
-            bad = int(np.argmax(np.abs(rows - 1.0)))
-            problems.append(f"row sums of 1 (row {bad} sums to {rows[bad]:.6g})")
-        if self.stochastic in ("column", "doubly") and not np.allclose(cols, 1.0, atol=atol):
-            bad = int(np.argmax(np.abs(cols - 1.0)))
-            problems.append(f"column sums of 1 (column {bad} sums to {cols[bad]:.6g})")
-        diff = abs(W - W.T)
-        symmetric = diff.nnz == 0 or float(diff.max()) <= atol
         if self.symmetric and not symmetric:
             problems.append("a symmetric W")
-        full = W.nnz == n * n and np.allclose(W.data, 1.0 / n, atol=atol)
-        if self.exact_average and not full:
+        if self.exact_average and not exact_average:
             problems.append("W = 11ᵀ/n (exact averaging: topology=complete mixing=uniform)")
-        if self.min_eigenvalue is not None:
-            if symmetric:
-                lam = float(scipy.sparse.linalg.eigsh(W, k=1, which="SA", tol=0)[0][0])
-            else:
-                lam = float(scipy.sparse.linalg.eigs(W, k=1, which="SR", tol=0)[0][0].real)
-            if lam < self.min_eigenvalue - atol:
-                problems.append(
-                    f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "
-                    "a lazy mixing rule, mixing=lazy, provides it)"
-                )
+        if self.min_eigenvalue is not None and lam is not None and lam < self.min_eigenvalue - atol:
+            problems.append(
+                f"eigenvalues of W ≥ {self.min_eigenvalue:.6g} (smallest is {lam:.6g}; "
+                "a lazy mixing rule, mixing=lazy, provides it)"
+            )
         if problems:
             raise RequirementError(
                 f"algorithm {algorithm!r} requires " + "; ".join(problems) + ". "
                 "Choose a mixing rule/topology that provides it."
             )
+
+
+def _dense_facts(
+    W: Any, atol: float, need_eig: bool
+) -> tuple[np.ndarray, np.ndarray, bool, bool, float | None]:
+    """``(row sums, column sums, symmetric, W = 11ᵀ/n, smallest eigenvalue)`` of a dense W."""
+    W = np.asarray(W, dtype=np.float64)
+    symmetric = bool(np.allclose(W, W.T, atol=atol))
+    exact_average = bool(np.allclose(W, 1.0 / W.shape[0], atol=atol))
+    lam = None
+    if need_eig:
+        eigs = np.linalg.eigvalsh(W) if symmetric else np.linalg.eigvals(W).real
+        lam = float(np.min(eigs))
+    return W.sum(axis=1), W.sum(axis=0), symmetric, exact_average, lam
+
+
+def _sparse_facts(
+    W: Any, atol: float, need_eig: bool
+) -> tuple[np.ndarray, np.ndarray, bool, bool, float | None]:
+    """:func:`_dense_facts` of a sparse W in ``O(E)`` (never an ``n x n`` array); the
+    smallest eigenvalue by ``scipy.sparse.linalg`` (Lanczos/Arnoldi)."""
+    import scipy.sparse.linalg
+
+    W = scipy.sparse.csr_array(W, dtype=np.float64)
+    n = W.shape[0]
+    diff = abs(W - W.T)
+    symmetric = diff.nnz == 0 or float(diff.max()) <= atol
+    exact_average = W.nnz == n * n and bool(np.allclose(W.data, 1.0 / n, atol=atol))
+    lam = None
+    if need_eig:
+        if symmetric:
+            lam = float(scipy.sparse.linalg.eigsh(W, k=1, which="SA", tol=0)[0][0])
+        else:
+            lam = float(scipy.sparse.linalg.eigs(W, k=1, which="SR", tol=0)[0][0].real)
+    return np.asarray(W.sum(axis=1)), np.asarray(W.sum(axis=0)), symmetric, exact_average, lam
 
 
 @dataclasses.dataclass(frozen=True)
